@@ -1,0 +1,84 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TSchema } from '@sinclair/typebox';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { Lifecycle } from '../sandboxes/lifecycle.ts';
+import type { Store } from '../store/index.ts';
+import type { Caller } from './auth.ts';
+
+/** What route handlers may use; nothing else reaches them. */
+export interface ApiDeps {
+  config: Config;
+  store: Store;
+  runtime: Runtime;
+  lifecycle: Lifecycle;
+  log: Logger;
+}
+
+/** One request, after auth and validation. */
+export interface RequestContext<B = unknown, Q = unknown> {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  body: B;
+  query: Q;
+  caller: Caller;
+  requestId: string;
+  deps: ApiDeps;
+}
+
+export interface Reply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/** A route declares its schemas next to its handler, so validation and the OpenAPI document share one source. */
+export interface Route<B = any, Q = any> {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** OpenAPI-style path: /v1/sandboxes/{id} */
+  path: string;
+  operationId: string;
+  summary: string;
+  tags: string[];
+  /** Open routes (health) skip auth. */
+  open?: boolean;
+  body?: TSchema;
+  /** An empty body stands for `{}` (the README's keepalive and create send none). */
+  bodyOptional?: boolean;
+  query?: TSchema;
+  response: { status: number; schema?: TSchema; description: string };
+  handler(ctx: RequestContext<B, Q>): Promise<Reply> | Reply;
+}
+
+/** A route plus its compiled path matcher. */
+export interface CompiledRoute {
+  route: Route;
+  pattern: RegExp;
+  names: string[];
+}
+
+export function compile(route: Route): CompiledRoute {
+  const names: string[] = [];
+  const source = route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{(\w+)\\?\}|\{(\w+)\}/g, (_m, a, b) => {
+    names.push(a ?? b);
+    return '([^/]+)';
+  });
+  return { route, pattern: new RegExp(`^${source}$`), names };
+}
+
+/** Finds the route for a method and path; `methodMismatch` when the path exists under another method. */
+export function match(routes: CompiledRoute[], method: string, path: string): { route: Route; params: Record<string, string> } | 'methodMismatch' | undefined {
+  let pathMatched = false;
+  for (const c of routes) {
+    const m = c.pattern.exec(path);
+    if (!m) continue;
+    pathMatched = true;
+    if (c.route.method !== method) continue;
+    const params: Record<string, string> = {};
+    c.names.forEach((n, i) => (params[n] = m[i + 1]!));
+    return { route: c.route, params };
+  }
+  return pathMatched ? 'methodMismatch' : undefined;
+}

@@ -1,0 +1,122 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { STATUSES } from '../store/sandboxes.ts';
+
+/** One schema per request and response; validation, types and /openapi.json all come from here. */
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535, description: 'A TCP port the app listens on inside the sandbox.' });
+const EnvKey = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
+const LabelKey = '^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$';
+const Text256 = Type.String({ minLength: 1, maxLength: 256 });
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String({ description: 'Stable machine-readable code.' }),
+    message: Type.String(),
+    retryable: Type.Boolean(),
+    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    request_id: Type.String(),
+  }),
+}, { $id: 'Error' });
+
+export const External = Type.Object({
+  user_id: Type.Optional(Text256),
+  project_id: Type.Optional(Text256),
+  workspace_id: Type.Optional(Text256),
+}, { additionalProperties: false, description: "Ids from the caller's own system, for filtering." });
+
+export const CreateSandbox = Type.Object({
+  id: Type.Optional(Type.String({ pattern: '^[0-9A-HJKMNP-TVa-hjkmnp-tv-z]{26}$', description: 'A ULID (any case); generated when absent.' })),
+  name: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,63}$', description: 'Unique name, usable wherever an id is.' })),
+  ports: Type.Optional(Type.Array(Port, { minItems: 1, maxItems: 16, uniqueItems: true, description: 'Preview ports; default [3000].' })),
+  env: Type.Optional(Type.Record(Type.String({ pattern: EnvKey }), Type.String({ maxLength: 32768, pattern: '^[^\\u0000]*$' }), {
+    maxProperties: 128, additionalProperties: false, description: 'Injected into the container and every exec and task.',
+  })),
+  image: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  resources: Type.Optional(Type.Object({
+    memory_mb: Type.Optional(Type.Integer({ minimum: 64 })),
+    cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    pids: Type.Optional(Type.Integer({ minimum: 16 })),
+  }, { additionalProperties: false })),
+  idle_policy: Type.Optional(Type.Union([Type.Literal('sleep'), Type.Literal('always_on')])),
+  idle_timeout_s: Type.Optional(Type.Integer({ minimum: 10, maximum: 7 * 86400 })),
+  labels: Type.Optional(Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false })),
+  external: Type.Optional(External),
+}, { additionalProperties: false, $id: 'CreateSandbox' });
+export type CreateSandbox = Static<typeof CreateSandbox>;
+
+export const Keepalive = Type.Object({
+  seconds: Type.Optional(Type.Integer({ minimum: 1, description: 'How long to postpone idle stop; capped by SANDBOXD_KEEPALIVE_MAX_S.' })),
+}, { additionalProperties: false, $id: 'Keepalive' });
+export type Keepalive = Static<typeof Keepalive>;
+
+export const ListQuery = Type.Object({
+  status: Type.Optional(Type.Union(STATUSES.map((s) => Type.Literal(s)))),
+  label: Type.Optional(Type.Array(Type.String({ pattern: '^[^=]+=.*$' }), { maxItems: 16, description: 'key=value; repeat to AND several.' })),
+  user_id: Type.Optional(Text256),
+  project_id: Type.Optional(Text256),
+  workspace_id: Type.Optional(Text256),
+  owner: Type.Optional(Type.String({ maxLength: 64, description: 'Admin tokens only: one tenant.' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+  cursor: Type.Optional(Type.String({ maxLength: 64 })),
+}, { additionalProperties: false });
+export type ListQuery = Static<typeof ListQuery>;
+
+export const DeleteQuery = Type.Object({
+  purge: Type.Optional(Type.Boolean({ description: 'Also delete the workspace and the record.' })),
+}, { additionalProperties: false });
+export type DeleteQuery = Static<typeof DeleteQuery>;
+
+export const NoQuery = Type.Object({}, { additionalProperties: false });
+
+const Container = Type.Object({
+  state: Type.String(),
+  running: Type.Boolean(),
+  exit_code: Type.Integer(),
+  oom_killed: Type.Boolean(),
+  started_at: Type.Union([Type.String(), Type.Null()]),
+  finished_at: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+});
+
+const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+export const Sandbox = Type.Object({
+  id: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  status: Type.String(),
+  reason: Type.String(),
+  status_detail: Type.Union([Type.String(), Type.Null()]),
+  last_stop_reason: Type.Union([Type.String(), Type.Null()]),
+  owner: Type.String(),
+  image: Type.String(),
+  ports: Type.Array(Type.Integer()),
+  preview_urls: Type.Record(Type.String(), Type.String()),
+  container_id: Type.Union([Type.String(), Type.Null()]),
+  container: Type.Optional(Type.Union([Container, Type.Null()], { description: 'Live state from the runtime (single-sandbox reads only).' })),
+  resources: Type.Object({ memory_mb: Type.Integer(), cpus: Type.Number(), pids: Type.Integer() }),
+  idle_policy: Type.String(),
+  idle_timeout_s: Type.Integer(),
+  keepalive_until: Timestamp,
+  labels: Type.Record(Type.String(), Type.String()),
+  external: External,
+  env_keys: Type.Array(Type.String(), { description: 'Names only: values are never returned.' }),
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+  last_active_at: Type.String({ format: 'date-time' }),
+  stopped_at: Timestamp,
+}, { $id: 'Sandbox' });
+export type Sandbox = Static<typeof Sandbox>;
+
+export const SandboxList = Type.Object({
+  data: Type.Array(Type.Ref('Sandbox')),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const SandboxArray = Type.Array(Type.Ref('Sandbox'));
+
+export const Purged = Type.Object({ id: Type.String(), status: Type.Literal('purged') });
+
+export const Ready = Type.Object({
+  ready: Type.Boolean(),
+  checks: Type.Object({ sqlite: Type.String(), runtime: Type.String() }),
+});

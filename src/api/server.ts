@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { AppError } from '../errors.ts';
+import { errorMessage } from '../log.ts';
+import { Authenticator } from './auth.ts';
+import { healthRoutes } from './health.ts';
+import { parseJson, readBody, sendError, sendJson } from './http.ts';
+import { readmeRoutes } from './readme-routes.ts';
+import { compile, match, type ApiDeps, type Route } from './route.ts';
+import { sandboxRoutes } from './sandboxes.ts';
+import { validate } from './validate.ts';
+
+/** Every route the API serves, in match order. */
+export function allRoutes(): Route[] {
+  const routes: Route[] = [...sandboxRoutes, ...readmeRoutes];
+  return [...healthRoutes(() => routes), ...routes];
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The REST API: request ids, auth, validation before any side effect, one error envelope. */
+export function createApiServer(deps: ApiDeps): Server {
+  const routes = allRoutes().map(compile);
+  const auth = new Authenticator(deps.config);
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string) => {
+    const url = new URL(req.url ?? '/', 'http://api');
+    const found = match(routes, req.method ?? 'GET', url.pathname);
+    if (found === undefined) throw new AppError('not_found', `no route for ${req.method} ${url.pathname}; see /openapi.json`);
+    if (found === 'methodMismatch') throw new AppError('method_not_allowed', `${req.method} is not allowed on ${url.pathname}; see /openapi.json`);
+    const { route } = found;
+
+    let caller = { name: 'anonymous', admin: false };
+    if (!route.open) {
+      try {
+        caller = auth.authenticate(req);
+      } catch (err) {
+        deps.store.audit.record({ actor: 'anonymous', action: 'auth.failed', requestId, outcome: 'denied', detail: { route: route.operationId, remote: req.socket.remoteAddress } });
+        throw err;
+      }
+    }
+
+    const params: Record<string, string> = {};
+    for (const [k, v] of Object.entries(found.params)) {
+      try {
+        params[k] = decodeURIComponent(v);
+      } catch {
+        throw new AppError('invalid_request', `${k}: not valid percent-encoding`, { field: k });
+      }
+    }
+
+    const query = route.query ? validate(route.query, queryObject(url, route), 'query') : {};
+    let body: unknown = undefined;
+    const raw = await readBody(req, deps.config.maxBodyBytes);
+    if (route.body) body = validate(route.body, parseJson(raw, route.bodyOptional ?? false), 'body');
+
+    const reply = await route.handler({ req, res, params, body, query, caller, requestId, deps });
+    if (typeof reply.body === 'string') {
+      res.writeHead(reply.status, { 'content-length': Buffer.byteLength(reply.body), ...reply.headers });
+      res.end(reply.body);
+    } else {
+      sendJson(res, reply.status, reply.body, reply.headers);
+    }
+  };
+
+  return createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : `req_${randomUUID()}`;
+    res.setHeader('x-request-id', requestId);
+    handle(req, res, requestId).catch((err: unknown) => {
+      if (err instanceof AppError) {
+        const headers: Record<string, string> = err.code === 'unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
+        // A refused upload is not read further: close the connection rather than drain it.
+        if (err.code === 'too_large') headers.connection = 'close';
+        sendError(res, err, requestId, headers);
+        if (err.code === 'too_large') req.destroy();
+        return;
+      }
+      deps.log.error('unhandled error', { request_id: requestId, method: req.method, path: req.url?.split('?')[0], error: errorMessage(err), stack: (err as Error)?.stack });
+      sendError(res, new AppError('internal', `internal error; quote request id ${requestId} when reporting it`), requestId);
+    });
+  });
+}
+
+/** Query parameters as an object; keys the schema declares as arrays collect every repeat, others keep one value. */
+function queryObject(url: URL, route: Route): Record<string, unknown> {
+  const props = (route.query as { properties?: Record<string, { type?: string }> } | undefined)?.properties ?? {};
+  const out: Record<string, unknown> = {};
+  for (const key of new Set(url.searchParams.keys())) {
+    const values = url.searchParams.getAll(key);
+    if (props[key]?.type === 'array') out[key] = values;
+    else if (values.length > 1) throw new AppError('invalid_request', `query.${key}: given ${values.length} times; give it once`, { field: `query.${key}` });
+    else out[key] = values[0];
+  }
+  return out;
+}

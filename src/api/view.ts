@@ -1,0 +1,47 @@
+import type { Config } from '../config.ts';
+import type { ContainerState } from '../runtime/runtime.ts';
+import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { Sandbox } from './schemas.ts';
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+/** The preview URL of one port; hosts are lowercase because browsers lowercase them anyway. */
+export function previewUrl(config: Config, sandboxId: string, port: number): string {
+  const scheme = config.previewTls ? 'https' : 'http';
+  const portSuffix = config.previewTls || config.httpPort === 80 ? '' : `:${config.httpPort}`;
+  return `${scheme}://s-${sandboxId.toLowerCase()}-${port}.preview.${config.previewDomain}${portSuffix}`;
+}
+
+/** The public JSON of a sandbox. `id` is the only key named "id": the README's sed line relies on it. */
+export function sandboxView(config: Config, s: SandboxRecord, live?: ContainerState | null): Sandbox {
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    reason: s.reason,
+    status_detail: s.statusDetail,
+    last_stop_reason: s.lastStopReason,
+    owner: s.owner,
+    image: s.image,
+    ports: s.ports,
+    preview_urls: Object.fromEntries(s.ports.map((p) => [String(p), previewUrl(config, s.id, p)])),
+    container_id: s.containerId,
+    ...(live === undefined ? {} : {
+      container: live && {
+        state: live.state, running: live.running, exit_code: live.exitCode, oom_killed: live.oomKilled,
+        started_at: live.startedAt, finished_at: live.finishedAt, ip: live.ip,
+      },
+    }),
+    resources: { memory_mb: s.memoryMb, cpus: s.cpus, pids: s.pids },
+    idle_policy: s.idlePolicy,
+    idle_timeout_s: s.idleTimeoutS,
+    keepalive_until: iso(s.keepaliveUntil),
+    labels: s.labels,
+    external: s.external,
+    env_keys: Object.keys(s.env),
+    created_at: iso(s.createdAt)!,
+    updated_at: iso(s.updatedAt)!,
+    last_active_at: iso(s.lastActiveAt)!,
+    stopped_at: iso(s.stoppedAt),
+  };
+}

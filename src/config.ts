@@ -1,0 +1,232 @@
+import { availableParallelism } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+
+/** One API token: the tenant name it acts as, its secret, and whether it sees every tenant. */
+export interface ApiToken {
+  name: string;
+  secret: string;
+  admin: boolean;
+}
+
+/** Every setting the daemon reads, parsed and validated. */
+export interface Config {
+  previewDomain: string;
+  httpPort: number;
+  previewEntrypoint: string;
+  previewTls: boolean;
+  dataDir: string;
+  api: { host: string; port: number };
+  authDisabled: boolean;
+  tokens: ApiToken[];
+  instance: string;
+  network: string;
+  image: string;
+  allowedImages: string[];
+  defaults: { memoryMb: number; cpus: number; pids: number };
+  maxima: { memoryMb: number; cpus: number; pids: number };
+  nofile: number;
+  tmpfsMb: number;
+  idleTimeoutS: number;
+  keepaliveMaxS: number;
+  stopGraceS: number;
+  reconcileIntervalS: number;
+  creatingStuckS: number;
+  reconcileRemoveOrphans: boolean;
+  maxBodyBytes: number;
+  sqliteBusyTimeoutMs: number;
+  workerThreads: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Raised when a setting is invalid; lists every bad variable by name. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Parses and validates the daemon's settings from the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Env): Config {
+  const problems: string[] = [];
+  const p = new Reader(env, problems);
+
+  const bind = p.str('SANDBOXED_API_BIND', '127.0.0.1:9090');
+  const api = parseBind(bind);
+  if (!api) problems.push(`SANDBOXED_API_BIND: expected host:port, e.g. 127.0.0.1:9090 (got '${bind}')`);
+
+  const authDisabled = p.bool('SANDBOXD_API_AUTH_DISABLED', true);
+  const tokens = parseTokens(env.SANDBOXD_API_TOKENS ?? '', problems);
+  if (!authDisabled && tokens.length === 0) {
+    problems.push('SANDBOXD_API_TOKENS: auth is enabled (SANDBOXD_API_AUTH_DISABLED=false) but no tokens are set; use name:secret[:admin], comma separated');
+  }
+  if (authDisabled && api && !isLoopback(api.host)) {
+    problems.push(`SANDBOXD_API_AUTH_DISABLED: auth may be off only while the API binds loopback, but SANDBOXED_API_BIND is '${bind}'; set SANDBOXD_API_AUTH_DISABLED=false with SANDBOXD_API_TOKENS, or bind 127.0.0.1`);
+  }
+
+  const dataDir = p.str('SANDBOXED_DATA_DIR', '/var/lib/sandboxed');
+  if (!isAbsolute(dataDir)) problems.push(`SANDBOXED_DATA_DIR: must be an absolute path (got '${dataDir}')`);
+
+  const previewDomain = p.str('PREVIEW_DOMAIN', 'localhost').toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(previewDomain)) {
+    problems.push(`PREVIEW_DOMAIN: must be a DNS name such as localhost or example.com (got '${previewDomain}')`);
+  }
+
+  const cpus = availableParallelism();
+  const image = p.str('SANDBOXD_IMAGE', 'sandboxed/sandbox:latest');
+  const config: Config = {
+    previewDomain,
+    httpPort: p.int('HTTP_PORT', 80, 1, 65535),
+    previewEntrypoint: p.str('PREVIEW_ENTRYPOINT', 'web'),
+    previewTls: p.bool('PREVIEW_TLS', false),
+    dataDir: resolve(dataDir),
+    api: api ?? { host: '127.0.0.1', port: 9090 },
+    authDisabled,
+    tokens,
+    instance: p.match('SANDBOXD_INSTANCE', 'default', /^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, . _ -'),
+    network: p.match('SANDBOXD_NETWORK', 'sandboxed', /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'letters, digits, . _ -'),
+    image,
+    allowedImages: [image, ...p.list('SANDBOXD_ALLOWED_IMAGES')],
+    defaults: {
+      memoryMb: p.int('SANDBOXD_DEFAULT_MEMORY_MB', 2048, 64, 1 << 20),
+      cpus: p.num('SANDBOXD_DEFAULT_CPUS', 1, 0.01, 1024),
+      pids: p.int('SANDBOXD_DEFAULT_PIDS', 1024, 16, 1 << 22),
+    },
+    maxima: {
+      memoryMb: p.int('SANDBOXD_MAX_MEMORY_MB', 8192, 64, 1 << 20),
+      cpus: p.num('SANDBOXD_MAX_CPUS', cpus, 0.01, 1024),
+      pids: p.int('SANDBOXD_MAX_PIDS', 4096, 16, 1 << 22),
+    },
+    nofile: p.int('SANDBOXD_NOFILE', 65536, 64, 1 << 20),
+    tmpfsMb: p.int('SANDBOXD_TMPFS_MB', 512, 1, 1 << 20),
+    idleTimeoutS: p.int('SANDBOXD_IDLE_TIMEOUT_S', 1800, 10, 7 * 86400),
+    keepaliveMaxS: p.int('SANDBOXD_KEEPALIVE_MAX_S', 86400, 1, 30 * 86400),
+    stopGraceS: p.int('SANDBOXD_STOP_GRACE_S', 10, 0, 600),
+    reconcileIntervalS: p.int('SANDBOXD_RECONCILE_INTERVAL_S', 30, 1, 3600),
+    creatingStuckS: p.int('SANDBOXD_CREATING_STUCK_S', 300, 10, 86400),
+    reconcileRemoveOrphans: p.bool('SANDBOXD_RECONCILE_REMOVE_ORPHANS', false),
+    maxBodyBytes: p.int('SANDBOXD_MAX_BODY_BYTES', 1 << 20, 1024, 1 << 30),
+    sqliteBusyTimeoutMs: p.int('SANDBOXD_SQLITE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
+    workerThreads: p.int('SANDBOXD_WORKER_THREADS', Math.max(4, cpus * 2), 2, 256),
+    logLevel: p.oneOf('SANDBOXD_LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
+  };
+  for (const key of ['memoryMb', 'cpus', 'pids'] as const) {
+    if (config.defaults[key] > config.maxima[key]) {
+      problems.push(`SANDBOXD_DEFAULT_${envSuffix[key]}: ${config.defaults[key]} is above SANDBOXD_MAX_${envSuffix[key]} (${config.maxima[key]})`);
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}
+
+const envSuffix = { memoryMb: 'MEMORY_MB', cpus: 'CPUS', pids: 'PIDS' } as const;
+
+/** True for addresses only this host can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function parseBind(value: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/** Accepts `name:secret[:admin]` and `name=secret`, comma separated. */
+function parseTokens(raw: string, problems: string[]): ApiToken[] {
+  const tokens: ApiToken[] = [];
+  const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  entries.forEach((entry, i) => {
+    const eq = /^([^:=]+)=(.+)$/.exec(entry);
+    const parts = eq ? [eq[1]!, eq[2]!] : entry.split(':');
+    const [name = '', secret = '', flag] = parts;
+    const where = `SANDBOXD_API_TOKENS: entry ${i + 1}`;
+    if (parts.length > 3 || (flag !== undefined && flag !== 'admin')) {
+      problems.push(`${where}: expected name:secret or name:secret:admin`);
+    } else if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+      problems.push(`${where}: the name must be 1-64 letters, digits, . _ -`);
+    } else if (secret.length < 8) {
+      problems.push(`${where} ('${name}'): the secret must be at least 8 characters`);
+    } else if (tokens.some((t) => t.secret === secret)) {
+      problems.push(`${where} ('${name}'): the secret is already used by another token`);
+    } else {
+      tokens.push({ name, secret, admin: flag === 'admin' });
+    }
+  });
+  return tokens;
+}
+
+class Reader {
+  private env: Env;
+  private problems: string[];
+
+  constructor(env: Env, problems: string[]) {
+    this.env = env;
+    this.problems = problems;
+  }
+
+  private raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  str(name: string, dflt: string): string {
+    return this.raw(name) ?? dflt;
+  }
+
+  list(name: string): string[] {
+    return (this.raw(name) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  }
+
+  match(name: string, dflt: string, re: RegExp, what: string): string {
+    const v = this.str(name, dflt);
+    if (!re.test(v)) this.problems.push(`${name}: must be ${what} (got '${v}')`);
+    return v;
+  }
+
+  bool(name: string, dflt: boolean): boolean {
+    const v = this.raw(name)?.toLowerCase();
+    if (v === undefined) return dflt;
+    if (['true', '1', 'yes', 'on'].includes(v)) return true;
+    if (['false', '0', 'no', 'off'].includes(v)) return false;
+    this.problems.push(`${name}: must be true or false (got '${v}')`);
+    return dflt;
+  }
+
+  num(name: string, dflt: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      this.problems.push(`${name}: must be a number from ${min} to ${max} (got '${v}')`);
+      return dflt;
+    }
+    return n;
+  }
+
+  int(name: string, dflt: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.problems.push(`${name}: must be a whole number from ${min} to ${max} (got '${v}')`);
+      return dflt;
+    }
+    return n;
+  }
+
+  oneOf<T extends string>(name: string, dflt: T, allowed: readonly T[]): T {
+    const v = this.str(name, dflt);
+    if (!allowed.includes(v as T)) {
+      this.problems.push(`${name}: must be one of ${allowed.join(', ')} (got '${v}')`);
+      return dflt;
+    }
+    return v as T;
+  }
+}

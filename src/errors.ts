@@ -1,0 +1,41 @@
+/**
+ * Every error a client can see: a stable code, its HTTP status, and whether retrying the same request
+ * can succeed. Add a line here before throwing a new code anywhere.
+ */
+export const ERRORS = {
+  invalid_request: { status: 400, retryable: false },
+  unauthorized: { status: 401, retryable: false },
+  not_found: { status: 404, retryable: false },
+  method_not_allowed: { status: 405, retryable: false },
+  conflict: { status: 409, retryable: false },
+  task_in_progress: { status: 409, retryable: true },
+  too_large: { status: 413, retryable: false },
+  unsupported_media_type: { status: 415, retryable: false },
+  rate_limited: { status: 429, retryable: true },
+  internal: { status: 500, retryable: true },
+  sandbox_unavailable: { status: 502, retryable: true },
+  capacity: { status: 503, retryable: true },
+  not_ready: { status: 503, retryable: true },
+} as const satisfies Record<string, { status: number; retryable: boolean }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error meant for the client: its message says what is wrong and what to do next. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+
+  get retryable(): boolean {
+    return ERRORS[this.code].retryable;
+  }
+}

@@ -1,0 +1,66 @@
+import { once } from 'node:events';
+import { createApiServer } from './api/server.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createLogger, errorMessage } from './log.ts';
+import { WorkerPool } from './pool.ts';
+import { hardNofileLimit } from './runtime/limits.ts';
+import { Lifecycle } from './sandboxes/lifecycle.ts';
+import { openStore } from './store/index.ts';
+import { Workspaces } from './workspaces/workspaces.ts';
+import { runtimeFor } from '../threads/context.ts';
+
+/** Boots the daemon: config → store → runtime → worker pool → reconcile → listeners. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sandboxd: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel, 'sandboxd');
+  const hostNofile = hardNofileLimit();
+  if (hostNofile !== undefined && hostNofile < config.nofile) {
+    log.warn('SANDBOXD_NOFILE is above this host\'s hard open-files limit; sandboxes get the host limit', { requested: config.nofile, host_limit: hostNofile });
+    config = { ...config, nofile: hostNofile };
+  }
+  const store = openStore(config.dataDir, config.sqliteBusyTimeoutMs);
+  const runtime = runtimeFor(config);
+  try {
+    await runtime.ping();
+    await runtime.ensureNetwork();
+  } catch (err) {
+    log.error('the container runtime is not usable; is Docker running and /var/run/docker.sock reachable?', { error: errorMessage(err) });
+    process.exit(1);
+  }
+
+  const pool = new WorkerPool(config, log);
+  const report = await pool.reconcile(true);
+  log.info('boot reconcile done', { checked: report.checked, repaired: report.repaired.length, orphans: report.orphans.length });
+  pool.startBackground();
+
+  const lifecycle = new Lifecycle(config, store, runtime, new Workspaces(config.dataDir), log);
+  const server = createApiServer({ config, store, runtime, lifecycle, log });
+  server.listen(config.api.port, config.api.host);
+  await once(server, 'listening');
+  log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });
+
+  const shutdown = async (signal: string) => {
+    log.info('shutting down', { signal });
+    server.close();
+    server.closeAllConnections();
+    await pool.close().catch(() => undefined);
+    store.db.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`sandboxd: failed to start: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

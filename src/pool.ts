@@ -1,0 +1,48 @@
+import { Piscina } from 'piscina';
+import type { Config } from './config.ts';
+import { errorMessage, type Logger } from './log.ts';
+import type { ReconcileReport } from './sandboxes/reconcile.ts';
+
+const reconcilerFile = new URL('../threads/reconciler.ts', import.meta.url).href;
+
+/** The worker pool that runs everything long-lived or heavy, off the thread that answers requests. */
+export class WorkerPool {
+  private pool: Piscina;
+  private timers: NodeJS.Timeout[] = [];
+
+  private config: Config;
+  private log: Logger;
+
+  constructor(config: Config, log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.pool = new Piscina({ maxThreads: config.workerThreads, minThreads: 1, idleTimeout: 60_000 });
+  }
+
+  /** One full reconcile pass in a worker. */
+  reconcile(boot: boolean): Promise<ReconcileReport> {
+    return this.pool.run({ config: this.config, boot }, { filename: reconcilerFile, name: 'reconcile' });
+  }
+
+  /** Starts the periodic reconciler and the runtime event follower; both live as long as the pool. */
+  startBackground(): void {
+    this.pool.run({ config: this.config }, { filename: reconcilerFile, name: 'watchEvents' }).catch((err: unknown) => {
+      if (!this.closed) this.log.error('the runtime event follower stopped', { error: errorMessage(err) });
+    });
+    const tick = setInterval(() => {
+      this.reconcile(false).then(
+        (r) => r.repaired.length && this.log.info('periodic reconcile repaired rows', { repaired: r.repaired.length }),
+        (err: unknown) => this.log.warn('periodic reconcile failed; retrying next interval', { error: errorMessage(err) }),
+      );
+    }, this.config.reconcileIntervalS * 1000);
+    this.timers.push(tick);
+  }
+
+  private closed = false;
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.timers.forEach(clearInterval);
+    await this.pool.destroy();
+  }
+}

@@ -1,0 +1,225 @@
+import Docker from 'dockerode';
+import {
+  LABEL_ID, LABEL_INSTANCE, LABEL_MANAGED, containerName,
+  type ContainerState, type Runtime, type RuntimeEvent, type SandboxSpec,
+} from './runtime.ts';
+
+/** Settings the Docker runtime needs, taken from the daemon's config. */
+export interface DockerRuntimeOptions {
+  socketPath?: string;
+  instance: string;
+  network: string;
+  nofile: number;
+  tmpfsMb: number;
+}
+
+const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
+
+/** The Runtime over the Docker Engine API (never the docker CLI). */
+export class DockerRuntime implements Runtime {
+  private docker: Docker;
+
+  private opts: DockerRuntimeOptions;
+
+  constructor(opts: DockerRuntimeOptions) {
+    this.opts = opts;
+    this.docker = new Docker({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
+  }
+
+  async ping(): Promise<void> {
+    await this.docker.ping();
+  }
+
+  async ensureNetwork(): Promise<void> {
+    const { network } = this.opts;
+    let info: Docker.NetworkInspectInfo | undefined;
+    try {
+      info = await this.docker.getNetwork(network).inspect();
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+    if (!info) {
+      try {
+        await this.docker.createNetwork({
+          Name: network,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          Options: { [ICC_OPTION]: 'false' },
+          Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: this.opts.instance },
+        });
+      } catch (err) {
+        // Another daemon sharing the engine may have created it between our inspect and create.
+        if (statusOf(err) !== 409) throw err;
+      }
+      info = (await this.docker.getNetwork(network).inspect()) as Docker.NetworkInspectInfo;
+    }
+    if (info.Driver !== 'bridge' || info.Options?.[ICC_OPTION] !== 'false') {
+      throw new Error(`Docker network '${network}' exists but lets containers reach each other (${ICC_OPTION} is not false); remove it (docker network rm ${network}) or set SANDBOXD_NETWORK to another name`);
+    }
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  async create(spec: SandboxSpec): Promise<string> {
+    const name = containerName(spec.sandboxId);
+    const memory = spec.memoryMb * 1024 * 1024;
+    const options: Docker.ContainerCreateOptions = {
+      name,
+      Hostname: name,
+      Image: spec.image,
+      User: '1000:1000',
+      WorkingDir: '/home/sandbox',
+      Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), 'HOME=/home/sandbox'],
+      Labels: { [LABEL_MANAGED]: 'true', [LABEL_ID]: spec.sandboxId, [LABEL_INSTANCE]: this.opts.instance },
+      HostConfig: {
+        Init: true,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges:true'],
+        ReadonlyRootfs: true,
+        Tmpfs: {
+          '/tmp': `rw,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777`,
+          '/var/tmp': `rw,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777`,
+        },
+        Memory: memory,
+        MemorySwap: memory,
+        PidsLimit: spec.pids,
+        NanoCpus: Math.round(spec.cpus * 1e9),
+        Ulimits: [{ Name: 'nofile', Soft: this.opts.nofile, Hard: this.opts.nofile }],
+        Binds: [`${spec.workspaceDir}:/home/sandbox`],
+        NetworkMode: this.opts.network,
+        RestartPolicy: { Name: 'no' },
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      },
+    };
+    const container = await this.docker.createContainer(options);
+    return container.id;
+  }
+
+  async start(sandboxId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerName(sandboxId)).start();
+    } catch (err) {
+      if (statusOf(err) !== 304) throw err; // already running
+    }
+  }
+
+  async stop(sandboxId: string, graceS: number): Promise<void> {
+    try {
+      await this.docker.getContainer(containerName(sandboxId)).stop({ t: graceS });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status !== 304 && status !== 404) throw err;
+    }
+  }
+
+  async remove(sandboxId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerName(sandboxId)).remove({ force: true, v: true });
+    } catch (err) {
+      const status = statusOf(err);
+      // 409: removal already in progress, which ends in the same place.
+      if (status !== 404 && status !== 409) throw err;
+    }
+  }
+
+  async inspect(sandboxId: string): Promise<ContainerState | undefined> {
+    try {
+      const info = await this.docker.getContainer(containerName(sandboxId)).inspect();
+      if (info.Config.Labels?.[LABEL_INSTANCE] !== this.opts.instance) return undefined;
+      return this.toState(info);
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async list(): Promise<ContainerState[]> {
+    const summaries = await this.docker.listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.opts.instance}`] }),
+    });
+    const states = await Promise.all(summaries.map(async (s) => {
+      try {
+        return this.toState(await this.docker.getContainer(s.Id).inspect());
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined; // removed between list and inspect
+        throw err;
+      }
+    }));
+    return states.filter((s): s is ContainerState => s !== undefined);
+  }
+
+  async events(signal: AbortSignal, onEvent: (e: RuntimeEvent) => void): Promise<void> {
+    const stream = (await this.docker.getEvents({
+      filters: JSON.stringify({
+        type: ['container'],
+        label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.opts.instance}`],
+        event: ['start', 'die', 'oom', 'stop', 'destroy'],
+      }),
+    })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+    await new Promise<void>((resolve, reject) => {
+      let buffered = '';
+      const abort = () => (stream.destroy(), resolve());
+      signal.addEventListener('abort', abort, { once: true });
+      stream.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (!line) continue;
+          const ev = JSON.parse(line) as { Action?: string; status?: string; Actor?: { Attributes?: Record<string, string> } };
+          const sandboxId = ev.Actor?.Attributes?.[LABEL_ID];
+          if (sandboxId) onEvent({ sandboxId, action: ev.Action ?? ev.status ?? 'unknown' });
+        }
+      });
+      stream.on('error', (err: Error) => (signal.removeEventListener('abort', abort), reject(err)));
+      stream.on('end', () => {
+        signal.removeEventListener('abort', abort);
+        if (signal.aborted) resolve();
+        else reject(new Error('the Docker event stream ended'));
+      });
+    });
+  }
+
+  async readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined> {
+    try {
+      return await this.docker.getContainer(containerName(sandboxId)).getArchive({ path });
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private toState(info: Docker.ContainerInspectInfo): ContainerState {
+    const net = info.NetworkSettings.Networks?.[this.opts.network];
+    return {
+      containerId: info.Id,
+      sandboxId: info.Config.Labels?.[LABEL_ID] ?? '',
+      state: info.State.Status,
+      running: info.State.Running,
+      exitCode: info.State.ExitCode,
+      oomKilled: info.State.OOMKilled,
+      startedAt: zeroTimeToNull(info.State.StartedAt),
+      finishedAt: zeroTimeToNull(info.State.FinishedAt),
+      ip: net?.IPAddress || null,
+    };
+  }
+}
+
+function zeroTimeToNull(t: string | undefined): string | null {
+  return !t || t.startsWith('0001-') ? null : t;
+}
+
+/** The HTTP status dockerode attached to an engine error, if any. */
+export function statusOf(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null && 'statusCode' in err ? Number((err as { statusCode: unknown }).statusCode) : undefined;
+}

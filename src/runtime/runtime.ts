@@ -1,0 +1,66 @@
+/** What the lifecycle needs to create one sandbox container. */
+export interface SandboxSpec {
+  sandboxId: string;
+  image: string;
+  env: Record<string, string>;
+  workspaceDir: string;
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+}
+
+/** The live state of one sandbox container, as the runtime reports it. */
+export interface ContainerState {
+  containerId: string;
+  sandboxId: string;
+  /** created | running | paused | restarting | removing | exited | dead */
+  state: string;
+  running: boolean;
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt: string | null;
+  finishedAt: string | null;
+  ip: string | null;
+}
+
+/** A change the runtime noticed on one of our containers. */
+export interface RuntimeEvent {
+  sandboxId: string;
+  action: string;
+}
+
+/**
+ * Every container operation goes through this boundary. Docker implements it today; another backend
+ * (Kubernetes pods) can implement it without touching the API, the store or the gateway.
+ */
+export interface Runtime {
+  /** Throws when the engine cannot be reached. */
+  ping(): Promise<void>;
+  /** Creates the sandbox network if missing; refuses one that lets sandboxes talk to each other. */
+  ensureNetwork(): Promise<void>;
+  imageExists(image: string): Promise<boolean>;
+  /** Creates (does not start) the hardened container for a sandbox; answers its container id. */
+  create(spec: SandboxSpec): Promise<string>;
+  start(sandboxId: string): Promise<void>;
+  /** Stops with a grace period; a container that is already stopped or missing is not an error. */
+  stop(sandboxId: string, graceS: number): Promise<void>;
+  /** Removes the container with force; a missing one is not an error. */
+  remove(sandboxId: string): Promise<void>;
+  inspect(sandboxId: string): Promise<ContainerState | undefined>;
+  /** Every container of this daemon instance. */
+  list(): Promise<ContainerState[]>;
+  /** Streams changes to our containers until the signal aborts; rejects when the stream breaks. */
+  events(signal: AbortSignal, onEvent: (e: RuntimeEvent) => void): Promise<void>;
+  /** A tar stream of a directory of the sandbox's image (read from the created container), or undefined if absent. */
+  readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined>;
+}
+
+/** Labels on everything the daemon creates; uninstall and the reconciler select by them. */
+export const LABEL_MANAGED = 'sandboxed.managed';
+export const LABEL_ID = 'sandboxed.id';
+export const LABEL_INSTANCE = 'sandboxed.instance';
+
+/** Container and host name of a sandbox. */
+export function containerName(sandboxId: string): string {
+  return `s-${sandboxId}`;
+}

@@ -1,0 +1,245 @@
+import type { Config } from '../config.ts';
+import { AppError } from '../errors.ts';
+import { newId } from '../ids.ts';
+import { errorMessage, type Logger } from '../log.ts';
+import type { Runtime, SandboxSpec } from '../runtime/runtime.ts';
+import type { Store } from '../store/index.ts';
+import type { External, IdlePolicy, SandboxRecord, Status } from '../store/sandboxes.ts';
+import type { Workspaces } from '../workspaces/workspaces.ts';
+import { KeyedLock } from './lock.ts';
+
+/** A create request after schema validation (see api/schemas.ts). */
+export interface CreateSandboxInput {
+  id?: string;
+  name?: string;
+  ports?: number[];
+  env?: Record<string, string>;
+  image?: string;
+  resources?: { memory_mb?: number; cpus?: number; pids?: number };
+  idle_policy?: IdlePolicy;
+  idle_timeout_s?: number;
+  labels?: Record<string, string>;
+  external?: External;
+}
+
+/** Who asked, for ownership and the audit log. */
+export interface Actor {
+  name: string;
+  requestId: string;
+}
+
+const SKELETON_DIR = '/etc/skel';
+const SKELETON_MAX_BYTES = 64 * 1024 * 1024;
+
+/** The sandbox lifecycle: every state change is committed to SQLite before the runtime call that follows it. */
+export class Lifecycle {
+  private locks = new KeyedLock();
+
+  private config: Config;
+  private store: Store;
+  private runtime: Runtime;
+  private workspaces: Workspaces;
+  private log: Logger;
+
+  constructor(config: Config, store: Store, runtime: Runtime, workspaces: Workspaces, log: Logger) {
+    this.config = config;
+    this.store = store;
+    this.runtime = runtime;
+    this.workspaces = workspaces;
+    this.log = log;
+  }
+
+  /** Validates everything a create needs, then makes the row, the workspace and the running container. */
+  async create(input: CreateSandboxInput, actor: Actor): Promise<SandboxRecord> {
+    const id = input.id ?? newId();
+    const image = input.image ?? this.config.image;
+    const resources = this.resolveResources(input.resources);
+    await this.checkCreatable(id, input.name, image);
+
+    return this.locks.run(id, async () => {
+      const now = Date.now();
+      let rec: SandboxRecord;
+      try {
+        rec = this.store.sandboxes.insert({
+          id, name: input.name ?? null, owner: actor.name, status: 'creating', reason: 'created', image,
+          ports: input.ports ?? [3000], env: input.env ?? {}, ...resources,
+          idlePolicy: input.idle_policy ?? 'sleep', idleTimeoutS: input.idle_timeout_s ?? this.config.idleTimeoutS,
+          labels: input.labels ?? {}, external: input.external ?? {}, createdAt: now,
+        });
+      } catch (err) {
+        // Two creates racing for the same id or name: the unique index decides.
+        if (/UNIQUE constraint failed/.test(errorMessage(err))) throw new AppError('conflict', `a sandbox with this ${/name/.test(errorMessage(err)) ? 'name' : 'id'} already exists`);
+        throw err;
+      }
+      this.audit(actor, 'sandbox.create', id, 'ok', { image, ports: rec.ports, env_keys: Object.keys(rec.env) });
+
+      let homeIsNew = false;
+      try {
+        homeIsNew = await this.workspaces.ensure(id);
+        // A container with our name but no row can only be debris of an earlier purge of this id.
+        await this.runtime.remove(id);
+        const containerId = await this.runtime.create(this.specOf(rec));
+        if (homeIsNew) await this.seedHome(id);
+        await this.runtime.start(id);
+        return this.store.sandboxes.transition(id, ['creating'], 'running', 'created', { containerId, lastActiveAt: Date.now() })!;
+      } catch (err) {
+        this.log.error('create failed; undoing it', { sandbox: id, error: errorMessage(err) });
+        await this.runtime.remove(id).catch(() => undefined);
+        if (homeIsNew) await this.workspaces.purge(id).catch(() => undefined);
+        this.store.sandboxes.delete(id);
+        this.audit(actor, 'sandbox.create', id, 'failed', { error: errorMessage(err) });
+        throw new AppError('sandbox_unavailable', `the sandbox could not be created: ${errorMessage(err)}`);
+      }
+    });
+  }
+
+  /** Starts a sandbox, recreating its container from the stored record when it is missing. */
+  async start(id: string, reason: string, actor: Actor): Promise<SandboxRecord> {
+    return this.locks.run(id, async () => {
+      const rec = this.mustGet(id);
+      if (rec.status === 'running') {
+        const live = await this.runtime.inspect(id);
+        if (live?.running) return rec;
+      }
+      const from: Status[] = ['running', 'stopped', 'error', 'destroyed'];
+      const starting = this.store.sandboxes.transition(id, from, 'starting', reason, { statusDetail: null }) ?? this.conflict(rec, 'start');
+      this.audit(actor, 'sandbox.start', id, 'ok', { reason });
+      try {
+        await this.workspaces.ensure(id);
+        let containerId = (await this.runtime.inspect(id))?.containerId;
+        if (!containerId) {
+          if (!(await this.runtime.imageExists(rec.image))) throw new Error(`image '${rec.image}' is not on this host; build it, then start again`);
+          containerId = await this.runtime.create(this.specOf(starting));
+        }
+        await this.runtime.start(id);
+        return this.store.sandboxes.transition(id, ['starting'], 'running', reason, { containerId, lastActiveAt: Date.now() })!;
+      } catch (err) {
+        this.store.sandboxes.transition(id, ['starting'], 'error', 'start_failed', { statusDetail: errorMessage(err) });
+        throw new AppError('sandbox_unavailable', `the sandbox could not be started: ${errorMessage(err)}`);
+      }
+    });
+  }
+
+  /** Stops a sandbox's container (its workspace stays); stopping a stopped sandbox changes nothing. */
+  async stop(id: string, reason: string, actor: Actor): Promise<SandboxRecord> {
+    return this.locks.run(id, async () => {
+      const rec = this.mustGet(id);
+      if (rec.status === 'stopped' || rec.status === 'destroyed') return rec;
+      this.store.sandboxes.transition(id, ['running', 'error'], 'stopping', reason) ?? this.conflict(rec, 'stop');
+      this.audit(actor, 'sandbox.stop', id, 'ok', { reason });
+      try {
+        await this.runtime.stop(id, this.config.stopGraceS);
+      } catch (err) {
+        this.store.sandboxes.transition(id, ['stopping'], 'error', 'stop_failed', { statusDetail: errorMessage(err) });
+        throw new AppError('sandbox_unavailable', `the sandbox could not be stopped: ${errorMessage(err)}`);
+      }
+      const now = Date.now();
+      return this.store.sandboxes.transition(id, ['stopping'], 'stopped', reason, { stoppedAt: now, lastStopReason: reason })!;
+    });
+  }
+
+  /** Removes the container and keeps the workspace; the record stays so `start` can bring it back. */
+  async destroy(id: string, actor: Actor): Promise<SandboxRecord> {
+    return this.locks.run(id, async () => {
+      const rec = this.mustGet(id);
+      if (rec.status === 'destroyed') return rec;
+      this.store.sandboxes.transition(id, ['running', 'stopped', 'error'], 'destroying', 'api_delete') ?? this.conflict(rec, 'delete');
+      this.audit(actor, 'sandbox.delete', id, 'ok');
+      await this.runtime.remove(id).catch((err) => {
+        throw new AppError('sandbox_unavailable', `the container could not be removed: ${errorMessage(err)}; retry the delete`);
+      });
+      const now = Date.now();
+      return this.store.sandboxes.transition(id, ['destroying'], 'destroyed', 'api_delete', {
+        containerId: null, stoppedAt: rec.stoppedAt ?? now, lastStopReason: 'api_delete',
+      })!;
+    });
+  }
+
+  /** Removes the container, the workspace and the record. */
+  async purge(id: string, actor: Actor): Promise<void> {
+    await this.locks.run(id, async () => {
+      const rec = this.mustGet(id);
+      this.store.sandboxes.transition(id, ['running', 'stopped', 'error', 'destroyed'], 'purging', 'api_purge') ?? this.conflict(rec, 'purge');
+      this.audit(actor, 'sandbox.purge', id, 'ok');
+      try {
+        await this.runtime.remove(id);
+        await this.workspaces.purge(id);
+      } catch (err) {
+        throw new AppError('sandbox_unavailable', `the purge did not finish: ${errorMessage(err)}; retry it (the reconciler also finishes it)`);
+      }
+      this.store.sandboxes.delete(id);
+    });
+  }
+
+  /** Postpones idle stop: records activity now and a keepalive deadline `seconds` ahead (capped). */
+  keepalive(id: string, seconds: number | undefined, actor: Actor): SandboxRecord {
+    const rec = this.mustGet(id);
+    const span = Math.min(seconds ?? rec.idleTimeoutS, this.config.keepaliveMaxS);
+    const now = Date.now();
+    this.audit(actor, 'sandbox.keepalive', id, 'ok', { seconds: span });
+    return this.store.sandboxes.touch(id, now, now + span * 1000)!;
+  }
+
+  private async checkCreatable(id: string, name: string | undefined, image: string): Promise<void> {
+    const existing = this.store.sandboxes.get(id);
+    if (existing) {
+      const hint = existing.status === 'destroyed' ? `; POST /v1/sandboxes/${id}/start recreates its container with the kept workspace` : '';
+      throw new AppError('conflict', `sandbox ${id} already exists (status ${existing.status})${hint}`, { field: 'id' });
+    }
+    if (name !== undefined && this.store.sandboxes.getByName(name)) {
+      throw new AppError('conflict', `the name '${name}' is already used by another sandbox`, { field: 'name' });
+    }
+    if (!this.config.allowedImages.includes(image)) {
+      throw new AppError('invalid_request', `image '${image}' is not allowed; allowed: ${this.config.allowedImages.join(', ')} (SANDBOXD_ALLOWED_IMAGES)`, { field: 'image' });
+    }
+    if (!(await this.runtime.imageExists(image))) {
+      throw new AppError('invalid_request', `image '${image}' is not on this host; build it first (./install.sh builds the sandbox image)`, { field: 'image' });
+    }
+  }
+
+  private resolveResources(r: CreateSandboxInput['resources']): { memoryMb: number; cpus: number; pids: number } {
+    const { defaults, maxima } = this.config;
+    const out = { memoryMb: r?.memory_mb ?? defaults.memoryMb, cpus: r?.cpus ?? defaults.cpus, pids: r?.pids ?? defaults.pids };
+    const over = (field: string, value: number, max: number, env: string) => {
+      if (value > max) throw new AppError('invalid_request', `resources.${field} ${value} is above this server's maximum ${max} (${env})`, { field: `resources.${field}` });
+    };
+    over('memory_mb', out.memoryMb, maxima.memoryMb, 'SANDBOXD_MAX_MEMORY_MB');
+    over('cpus', out.cpus, maxima.cpus, 'SANDBOXD_MAX_CPUS');
+    over('pids', out.pids, maxima.pids, 'SANDBOXD_MAX_PIDS');
+    return out;
+  }
+
+  private specOf(rec: SandboxRecord): SandboxSpec {
+    return {
+      sandboxId: rec.id, image: rec.image, env: rec.env, workspaceDir: this.workspaces.dir(rec.id),
+      memoryMb: rec.memoryMb, cpus: rec.cpus, pids: rec.pids,
+    };
+  }
+
+  private async seedHome(id: string): Promise<void> {
+    const stream = await this.runtime.readImageDir(id, SKELETON_DIR);
+    if (!stream) return;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > SKELETON_MAX_BYTES) throw new Error(`the image's ${SKELETON_DIR} is larger than ${SKELETON_MAX_BYTES} bytes`);
+      chunks.push(chunk);
+    }
+    await this.workspaces.seed(id, Buffer.concat(chunks));
+  }
+
+  private mustGet(id: string): SandboxRecord {
+    const rec = this.store.sandboxes.get(id);
+    if (!rec) throw new AppError('not_found', `sandbox ${id} not found`);
+    return rec;
+  }
+
+  private conflict(rec: SandboxRecord, op: string): never {
+    throw new AppError('conflict', `cannot ${op} sandbox ${rec.id} while it is ${rec.status}; retry in a moment`, { status: rec.status });
+  }
+
+  private audit(actor: Actor, action: string, sandboxId: string, outcome: 'ok' | 'failed', detail?: Record<string, unknown>): void {
+    this.store.audit.record({ actor: actor.name, action, sandboxId, requestId: actor.requestId, outcome, ...(detail ? { detail } : {}) });
+  }
+}

@@ -1,0 +1,51 @@
+/** Numbered schema migrations: entry N is version N+1. Append only; never edit one that has shipped. */
+export const migrations: readonly string[] = [
+  `
+  CREATE TABLE sandboxes (
+    id               TEXT PRIMARY KEY,
+    name             TEXT UNIQUE,
+    owner            TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    status_detail    TEXT,
+    version          INTEGER NOT NULL DEFAULT 1,
+    image            TEXT NOT NULL,
+    ports            TEXT NOT NULL,
+    env              TEXT NOT NULL,
+    memory_mb        INTEGER NOT NULL,
+    cpus             REAL NOT NULL,
+    pids             INTEGER NOT NULL,
+    idle_policy      TEXT NOT NULL,
+    idle_timeout_s   INTEGER NOT NULL,
+    labels           TEXT NOT NULL,
+    external         TEXT NOT NULL,
+    container_id     TEXT,
+    keepalive_until  INTEGER,
+    last_active_at   INTEGER NOT NULL,
+    last_stop_reason TEXT,
+    stopped_at       INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+  );
+  CREATE INDEX sandboxes_owner ON sandboxes (owner, id);
+  CREATE INDEX sandboxes_status ON sandboxes (status);
+  CREATE TABLE sandbox_labels (
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes (id) ON DELETE CASCADE,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    PRIMARY KEY (sandbox_id, key)
+  );
+  CREATE INDEX sandbox_labels_kv ON sandbox_labels (key, value);
+  CREATE TABLE audit_log (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    sandbox_id  TEXT,
+    request_id  TEXT,
+    outcome     TEXT NOT NULL,
+    detail      TEXT
+  );
+  CREATE INDEX audit_log_sandbox ON audit_log (sandbox_id, seq);
+  `,
+];

@@ -1,0 +1,197 @@
+import type { Db, Param, Row } from './db.ts';
+
+/** Stable states, and the transient ones a crash can leave behind for the reconciler to finish. */
+export const STATUSES = ['creating', 'starting', 'running', 'stopping', 'stopped', 'destroying', 'destroyed', 'purging', 'error'] as const;
+export type Status = (typeof STATUSES)[number];
+export const TRANSIENT: readonly Status[] = ['creating', 'starting', 'stopping', 'destroying', 'purging'];
+
+export type IdlePolicy = 'sleep' | 'always_on';
+
+export interface External {
+  user_id?: string;
+  project_id?: string;
+  workspace_id?: string;
+}
+
+/** A sandbox as stored: the truth the runtime is converged to. */
+export interface SandboxRecord {
+  id: string;
+  name: string | null;
+  owner: string;
+  status: Status;
+  reason: string;
+  statusDetail: string | null;
+  version: number;
+  image: string;
+  ports: number[];
+  env: Record<string, string>;
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+  idlePolicy: IdlePolicy;
+  idleTimeoutS: number;
+  labels: Record<string, string>;
+  external: External;
+  containerId: string | null;
+  keepaliveUntil: number | null;
+  lastActiveAt: number;
+  lastStopReason: string | null;
+  stoppedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type NewSandbox = Omit<SandboxRecord, 'version' | 'containerId' | 'keepaliveUntil' | 'lastStopReason' | 'stoppedAt' | 'statusDetail' | 'updatedAt' | 'lastActiveAt'>;
+
+export interface ListFilter {
+  owner?: string;
+  status?: Status;
+  labels?: [string, string][];
+  external?: External;
+  /** Exclusive upper bound on id: results are newest first. */
+  before?: string;
+  limit: number;
+  includeDestroyed?: boolean;
+}
+
+/** Extra columns a transition may set alongside status and reason. */
+export interface TransitionFields {
+  containerId?: string | null;
+  statusDetail?: string | null;
+  stoppedAt?: number | null;
+  lastStopReason?: string | null;
+  lastActiveAt?: number;
+}
+
+const columnOf: Record<keyof TransitionFields, string> = {
+  containerId: 'container_id',
+  statusDetail: 'status_detail',
+  stoppedAt: 'stopped_at',
+  lastStopReason: 'last_stop_reason',
+  lastActiveAt: 'last_active_at',
+};
+
+/** Queries on the sandboxes table family (sandboxes + sandbox_labels). */
+export class SandboxStore {
+  private db: Db;
+
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  insert(s: NewSandbox): SandboxRecord {
+    this.db.tx(() => {
+      this.db.run(
+        `INSERT INTO sandboxes (id, name, owner, status, reason, image, ports, env, memory_mb, cpus, pids, idle_policy,
+           idle_timeout_s, labels, external, last_active_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        s.id, s.name, s.owner, s.status, s.reason, s.image, JSON.stringify(s.ports), JSON.stringify(s.env), s.memoryMb,
+        s.cpus, s.pids, s.idlePolicy, s.idleTimeoutS, JSON.stringify(s.labels), JSON.stringify(s.external), s.createdAt,
+        s.createdAt, s.createdAt,
+      );
+      for (const [k, v] of Object.entries(s.labels)) {
+        this.db.run('INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)', s.id, k, v);
+      }
+    });
+    return this.get(s.id)!;
+  }
+
+  get(id: string): SandboxRecord | undefined {
+    const row = this.db.get('SELECT * FROM sandboxes WHERE id = ?', id);
+    return row && fromRow(row);
+  }
+
+  getByName(name: string): SandboxRecord | undefined {
+    const row = this.db.get('SELECT * FROM sandboxes WHERE name = ?', name);
+    return row && fromRow(row);
+  }
+
+  list(f: ListFilter): SandboxRecord[] {
+    const where: string[] = [];
+    const params: Param[] = [];
+    if (f.owner !== undefined) (where.push('owner = ?'), params.push(f.owner));
+    if (f.status !== undefined) (where.push('status = ?'), params.push(f.status));
+    else if (!f.includeDestroyed) where.push(`status <> 'destroyed'`);
+    if (f.before !== undefined) (where.push('id < ?'), params.push(f.before));
+    for (const [k, v] of f.labels ?? []) {
+      where.push('EXISTS (SELECT 1 FROM sandbox_labels l WHERE l.sandbox_id = sandboxes.id AND l.key = ? AND l.value = ?)');
+      params.push(k, v);
+    }
+    for (const [k, v] of Object.entries(f.external ?? {})) {
+      where.push(`json_extract(external, '$.' || ?) = ?`);
+      params.push(k, v as string);
+    }
+    const sql = `SELECT * FROM sandboxes ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    return this.db.all(sql, ...params, f.limit).map(fromRow);
+  }
+
+  /** Every row, for the reconciler. */
+  all(): SandboxRecord[] {
+    return this.db.all('SELECT * FROM sandboxes ORDER BY id').map(fromRow);
+  }
+
+  /**
+   * Moves a sandbox to `to` only if it is still in one of `from` (and, when given, still at `version`):
+   * a compare-and-set, so the API and the reconciler never overwrite each other's newer decision.
+   */
+  transition(id: string, from: readonly Status[], to: Status, reason: string, fields: TransitionFields = {}, version?: number): SandboxRecord | undefined {
+    const sets = ['status = ?', 'reason = ?', 'version = version + 1', 'updated_at = ?'];
+    const params: Param[] = [to, reason, Date.now()];
+    for (const [key, value] of Object.entries(fields) as [keyof TransitionFields, Param][]) {
+      sets.push(`${columnOf[key]} = ?`);
+      params.push(value);
+    }
+    let sql = `UPDATE sandboxes SET ${sets.join(', ')} WHERE id = ? AND status IN (${from.map(() => '?').join(', ')})`;
+    params.push(id, ...from);
+    if (version !== undefined) (sql += ' AND version = ?', params.push(version));
+    return this.db.run(sql, ...params) ? this.get(id) : undefined;
+  }
+
+  /** Records activity and optionally a keepalive deadline; not a state change, so the version stays. */
+  touch(id: string, at: number, keepaliveUntil?: number): SandboxRecord | undefined {
+    if (keepaliveUntil === undefined) this.db.run('UPDATE sandboxes SET last_active_at = ? WHERE id = ?', at, id);
+    else this.db.run('UPDATE sandboxes SET last_active_at = ?, keepalive_until = ? WHERE id = ?', at, keepaliveUntil, id);
+    return this.get(id);
+  }
+
+  delete(id: string): void {
+    this.db.run('DELETE FROM sandboxes WHERE id = ?', id);
+  }
+}
+
+function json<T>(v: unknown): T {
+  return JSON.parse(String(v)) as T;
+}
+
+function num(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+function fromRow(r: Row): SandboxRecord {
+  return {
+    id: String(r.id),
+    name: (r.name as string | null) ?? null,
+    owner: String(r.owner),
+    status: r.status as Status,
+    reason: String(r.reason),
+    statusDetail: (r.status_detail as string | null) ?? null,
+    version: Number(r.version),
+    image: String(r.image),
+    ports: json<number[]>(r.ports),
+    env: json<Record<string, string>>(r.env),
+    memoryMb: Number(r.memory_mb),
+    cpus: Number(r.cpus),
+    pids: Number(r.pids),
+    idlePolicy: r.idle_policy as IdlePolicy,
+    idleTimeoutS: Number(r.idle_timeout_s),
+    labels: json<Record<string, string>>(r.labels),
+    external: json<External>(r.external),
+    containerId: (r.container_id as string | null) ?? null,
+    keepaliveUntil: num(r.keepalive_until),
+    lastActiveAt: Number(r.last_active_at),
+    lastStopReason: (r.last_stop_reason as string | null) ?? null,
+    stoppedAt: num(r.stopped_at),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}

@@ -1,0 +1,34 @@
+import type { Config } from '../src/config.ts';
+import { createLogger, type Logger } from '../src/log.ts';
+import { DockerRuntime } from '../src/runtime/docker.ts';
+import type { Runtime } from '../src/runtime/runtime.ts';
+import { openStore, type Store } from '../src/store/index.ts';
+import { Workspaces } from '../src/workspaces/workspaces.ts';
+
+/** A worker thread's own connections: its SQLite handle and its Docker client, opened once per thread. */
+export interface WorkerContext {
+  config: Config;
+  store: Store;
+  runtime: Runtime;
+  workspaces: Workspaces;
+  log: Logger;
+}
+
+let context: WorkerContext | undefined;
+
+/** The context for this thread, built on first use from the config the main thread sent. */
+export function workerContext(config: Config, scope: string): WorkerContext {
+  context ??= {
+    config,
+    store: openStore(config.dataDir, config.sqliteBusyTimeoutMs),
+    runtime: runtimeFor(config),
+    workspaces: new Workspaces(config.dataDir),
+    log: createLogger(config.logLevel, scope),
+  };
+  return context;
+}
+
+/** The runtime a config asks for (Docker is the only one today). */
+export function runtimeFor(config: Config): Runtime {
+  return new DockerRuntime({ instance: config.instance, network: config.network, nofile: config.nofile, tmpfsMb: config.tmpfsMb });
+}

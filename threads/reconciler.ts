@@ -1,0 +1,51 @@
+import type { Config } from '../src/config.ts';
+import { errorMessage } from '../src/log.ts';
+import { reconcileAll, reconcileSandbox, type ReconcileDeps, type ReconcileReport } from '../src/sandboxes/reconcile.ts';
+import { workerContext } from './context.ts';
+
+function deps(config: Config): ReconcileDeps {
+  const ctx = workerContext(config, 'reconciler');
+  return {
+    store: ctx.store, runtime: ctx.runtime, workspaces: ctx.workspaces, log: ctx.log,
+    stopGraceS: config.stopGraceS, creatingStuckS: config.creatingStuckS, removeOrphans: config.reconcileRemoveOrphans,
+  };
+}
+
+/** One full pass over every row and labelled container (on boot, and on the reconcile interval). */
+export async function reconcile(task: { config: Config; boot: boolean }): Promise<ReconcileReport> {
+  return reconcileAll(deps(task.config), task.boot);
+}
+
+/**
+ * Follows the runtime's event stream for the life of the daemon and reconciles each sandbox it names, so a
+ * container that dies behind our back is reflected at once. Reconnects after an engine outage and then
+ * does a full pass, since events were missed meanwhile.
+ */
+export async function watchEvents(task: { config: Config }): Promise<void> {
+  const d = deps(task.config);
+  const queue: string[] = [];
+  let draining = false;
+  const drain = async () => {
+    if (draining) return;
+    draining = true;
+    while (queue.length) {
+      const id = queue.shift()!;
+      if (queue.includes(id)) continue; // a later event for the same sandbox will look at it anyway
+      await reconcileSandbox(d, id).catch((err) => d.log.warn('event reconcile failed', { sandbox: id, error: errorMessage(err) }));
+    }
+    draining = false;
+  };
+  const never = new AbortController().signal;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (attempt > 0) await reconcileAll(d, false);
+      await d.runtime.events(never, (e) => {
+        queue.push(e.sandboxId);
+        void drain();
+      });
+    } catch (err) {
+      d.log.warn('runtime event stream lost; reconnecting', { error: errorMessage(err) });
+    }
+    await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** Math.min(attempt, 3), 5000)));
+  }
+}
