@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   pool.startBackground();
 
   const lifecycle = new Lifecycle(config, store, runtime, new Workspaces(config.dataDir), log);
-  const server = createApiServer({ config, store, runtime, lifecycle, log });
+  const server = createApiServer({ config, store, runtime, lifecycle, pool, log });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });

@@ -1,9 +1,13 @@
+import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from './config.ts';
 import { errorMessage, type Logger } from './log.ts';
+import { ExecHandle } from './exec/handle.ts';
+import type { ExecResult, ExecTask } from './exec/protocol.ts';
 import type { ReconcileReport } from './sandboxes/reconcile.ts';
 
 const reconcilerFile = new URL('../threads/reconciler.ts', import.meta.url).href;
+const execFile = new URL('../threads/exec.ts', import.meta.url).href;
 
 /** The worker pool that runs everything long-lived or heavy, off the thread that answers requests. */
 export class WorkerPool {
@@ -16,12 +20,21 @@ export class WorkerPool {
   constructor(config: Config, log: Logger) {
     this.config = config;
     this.log = log;
-    this.pool = new Piscina({ maxThreads: config.workerThreads, minThreads: 1, idleTimeout: 60_000 });
+    // Every worker task waits on I/O (engine sockets, SQLite), so one thread carries many at once.
+    this.pool = new Piscina({ maxThreads: config.workerThreads, minThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 64 });
   }
 
   /** One full reconcile pass in a worker. */
   reconcile(boot: boolean): Promise<ReconcileReport> {
     return this.pool.run({ config: this.config, boot }, { filename: reconcilerFile, name: 'reconcile' });
+  }
+
+  /** Runs a command in a sandbox from a worker; output and control flow over a MessagePort. */
+  exec(task: ExecTask): ExecHandle {
+    const { port1, port2 } = new MessageChannel();
+    const result = this.pool.run({ config: this.config, exec: task, port: port2 }, { filename: execFile, name: 'runExec', transferList: [port2] }) as Promise<ExecResult>;
+    result.finally(() => port1.close()).catch(() => undefined);
+    return new ExecHandle(port1, result);
   }
 
   /** Starts the periodic reconciler and the runtime event follower; both live as long as the pool. */

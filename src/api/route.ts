@@ -3,6 +3,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Runtime } from '../runtime/runtime.ts';
+import type { WorkerPool } from '../pool.ts';
 import type { Lifecycle } from '../sandboxes/lifecycle.ts';
 import type { Store } from '../store/index.ts';
 import type { Caller } from './auth.ts';
@@ -13,6 +14,7 @@ export interface ApiDeps {
   store: Store;
   runtime: Runtime;
   lifecycle: Lifecycle;
+  pool: WorkerPool;
   log: Logger;
 }
 
@@ -49,7 +51,8 @@ export interface Route<B = any, Q = any> {
   bodyOptional?: boolean;
   query?: TSchema;
   response: { status: number; schema?: TSchema; description: string };
-  handler(ctx: RequestContext<B, Q>): Promise<Reply> | Reply;
+  /** Answers a Reply, or nothing when it has written the response itself (streams). */
+  handler(ctx: RequestContext<B, Q>): Promise<Reply | void> | Reply | void;
 }
 
 /** A route plus its compiled path matcher. */

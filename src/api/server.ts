@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AppError } from '../errors.ts';
+import { execRoutes } from './exec.ts';
 import { errorMessage } from '../log.ts';
 import { Authenticator } from './auth.ts';
 import { healthRoutes } from './health.ts';
@@ -12,7 +13,7 @@ import { validate } from './validate.ts';
 
 /** Every route the API serves, in match order. */
 export function allRoutes(): Route[] {
-  const routes: Route[] = [...sandboxRoutes, ...readmeRoutes];
+  const routes: Route[] = [...sandboxRoutes, ...readmeRoutes, ...execRoutes];
   return [...healthRoutes(() => routes), ...routes];
 }
 
@@ -55,6 +56,7 @@ export function createApiServer(deps: ApiDeps): Server {
     if (route.body) body = validate(route.body, parseJson(raw, route.bodyOptional ?? false), 'body');
 
     const reply = await route.handler({ req, res, params, body, query, caller, requestId, deps });
+    if (!reply) return;
     if (typeof reply.body === 'string') {
       res.writeHead(reply.status, { 'content-length': Buffer.byteLength(reply.body), ...reply.headers });
       res.end(reply.body);

@@ -2,9 +2,9 @@ import type { TSchema } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { AppError } from '../errors.ts';
 
-const bodies = new Ajv({ strict: false, allErrors: false, validateFormats: false });
+const bodies = new Ajv({ strict: false, allErrors: false, validateFormats: false, verbose: true });
 // Query strings arrive as text: numbers and booleans are coerced, and a lone value becomes a one-item array.
-const queries = new Ajv({ strict: false, allErrors: false, validateFormats: false, coerceTypes: 'array', useDefaults: true });
+const queries = new Ajv({ strict: false, allErrors: false, validateFormats: false, coerceTypes: 'array', useDefaults: true, verbose: true });
 const cache = new WeakMap<TSchema, ValidateFunction>();
 
 /** Checks `value` against `schema`; throws invalid_request naming the offending field. */
@@ -27,8 +27,14 @@ function describe(e: ErrorObject, where: string): { path: string; message: strin
   const base = where + e.instancePath.split('/').filter(Boolean).map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('');
   const params = e.params as Record<string, unknown>;
   switch (e.keyword) {
-    case 'additionalProperties':
-      return { path: `${base}.${String(params.additionalProperty)}`, message: 'unknown field (or a key that is not allowed here)' };
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const keyPatterns = Object.keys((e.parentSchema as { patternProperties?: object } | undefined)?.patternProperties ?? {});
+      // A map (env, labels) names its key rule; an object with fixed fields calls the key unknown.
+      return keyPatterns.length
+        ? { path: `${base}.${key}`, message: `'${key}' is not an allowed key (keys must match ${keyPatterns.join(' or ')})` }
+        : { path: `${base}.${key}`, message: 'unknown field' };
+    }
     case 'required':
       return { path: `${base}.${String(params.missingProperty)}`, message: 'is required' };
     case 'uniqueItems':

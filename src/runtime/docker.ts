@@ -1,7 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
+import { DockerDemuxer } from './demux.ts';
 import {
   LABEL_ID, LABEL_INSTANCE, LABEL_MANAGED, containerName,
-  type ContainerState, type Runtime, type RuntimeEvent, type SandboxSpec,
+  type ContainerState, type ExecSession, type ExecSignal, type ExecSpec, type Runtime, type RuntimeEvent, type SandboxSpec,
 } from './runtime.ts';
 
 /** Settings the Docker runtime needs, taken from the daemon's config. */
@@ -14,6 +17,8 @@ export interface DockerRuntimeOptions {
 }
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
+/** Where exec wrappers record their pids: the /tmp tmpfs, gone when the container stops. */
+const EXEC_PID_DIR = '/tmp/.sandboxed-exec';
 
 /** The Runtime over the Docker Engine API (never the docker CLI). */
 export class DockerRuntime implements Runtime {
@@ -188,6 +193,62 @@ export class DockerRuntime implements Runtime {
         else reject(new Error('the Docker event stream ended'));
       });
     });
+  }
+
+  async exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession> {
+    const container = this.docker.getContainer(containerName(sandboxId));
+    const execId = randomBytes(8).toString('hex');
+    // The wrapper records the command's in-container pid (a process-group leader: Docker gives each exec its
+    // own session) so that kill() can signal the whole tree from a second exec, whatever the command spawned.
+    const exec = await container.exec({
+      Cmd: ['/bin/sh', '-c', `mkdir -p ${EXEC_PID_DIR} && echo $$ > ${EXEC_PID_DIR}/"$0" && exec "$@"`, execId, ...spec.cmd],
+      Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      WorkingDir: spec.cwd,
+      User: '1000:1000',
+      Tty: spec.tty ?? false,
+      AttachStdin: spec.stdin ?? false,
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const stream = (await exec.start({ hijack: true, stdin: spec.stdin ?? false, Tty: spec.tty ?? false })) as Duplex;
+    let listener: (stream: 'stdout' | 'stderr', chunk: Buffer) => void = () => undefined;
+    const demux = new DockerDemuxer((kind, chunk) => listener(kind, chunk));
+    stream.on('data', (chunk: Buffer) => (spec.tty ? listener('stdout', chunk) : demux.push(chunk)));
+    const done = new Promise<{ exitCode: number }>((resolve, reject) => {
+      let settled = false;
+      const finish = async () => {
+        if (settled) return;
+        settled = true;
+        // The attach stream can close a moment before the engine records the exit code.
+        for (let i = 0; i < 50; i++) {
+          const info = await exec.inspect().catch(() => undefined);
+          if (info && !info.Running) return resolve({ exitCode: info.ExitCode ?? -1 });
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        reject(new Error('the command\'s stream ended but the engine still reports it running'));
+      };
+      stream.on('end', finish);
+      stream.on('close', finish);
+      stream.on('error', (err: Error) => (settled ? undefined : ((settled = true), reject(err))));
+    });
+    const signal = async (sig: ExecSignal) => {
+      const pidFile = `${EXEC_PID_DIR}/${execId}`;
+      const killer = await container.exec({
+        Cmd: ['/bin/sh', '-c', `p=$(cat ${pidFile} 2>/dev/null) && kill -${sig} -- -$p 2>/dev/null || kill -${sig} $p`],
+        User: '1000:1000', AttachStdout: false, AttachStderr: false,
+      });
+      await killer.start({ Detach: true });
+    };
+    return {
+      onOutput: (cb) => (listener = cb),
+      write: (data) => void stream.write(data),
+      endInput: () => stream.end(),
+      pause: () => void stream.pause(),
+      resume: () => void stream.resume(),
+      resize: async (cols, rows) => void (await exec.resize({ w: cols, h: rows })),
+      kill: signal,
+      done,
+    };
   }
 
   async readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined> {

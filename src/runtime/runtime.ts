@@ -23,6 +23,35 @@ export interface ContainerState {
   ip: string | null;
 }
 
+/** A command to run inside a sandbox, always as the sandbox user. */
+export interface ExecSpec {
+  cmd: string[];
+  env?: Record<string, string>;
+  /** Absolute path inside the container. */
+  cwd: string;
+  tty?: boolean;
+  /** Attach stdin; without it the command reads end-of-file at once. */
+  stdin?: boolean;
+}
+
+/** Signals a client may send to a running command (delivered to its whole process group). */
+export type ExecSignal = 'TERM' | 'KILL' | 'INT' | 'HUP' | 'QUIT' | 'USR1' | 'USR2';
+
+/** A running command inside a sandbox. */
+export interface ExecSession {
+  /** Called with each chunk of output (a TTY session reports everything as stdout). */
+  onOutput(cb: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): void;
+  write(data: Buffer): void;
+  endInput(): void;
+  pause(): void;
+  resume(): void;
+  resize(cols: number, rows: number): Promise<void>;
+  /** Signals the command's whole process group. */
+  kill(signal: ExecSignal): Promise<void>;
+  /** Settles when the command has ended, with its exit code. */
+  readonly done: Promise<{ exitCode: number }>;
+}
+
 /** A change the runtime noticed on one of our containers. */
 export interface RuntimeEvent {
   sandboxId: string;
@@ -51,6 +80,8 @@ export interface Runtime {
   list(): Promise<ContainerState[]>;
   /** Streams changes to our containers until the signal aborts; rejects when the stream breaks. */
   events(signal: AbortSignal, onEvent: (e: RuntimeEvent) => void): Promise<void>;
+  /** Starts a command in a running sandbox as user 1000. */
+  exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession>;
   /** A tar stream of a directory of the sandbox's image (read from the created container), or undefined if absent. */
   readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined>;
 }

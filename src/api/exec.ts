@@ -1,0 +1,138 @@
+import { posix } from 'node:path';
+import type { ServerResponse } from 'node:http';
+import { AppError } from '../errors.ts';
+import type { ExecHandle } from '../exec/handle.ts';
+import type { ExecResult } from '../exec/protocol.ts';
+import { Utf8Framer } from '../exec/utf8-framer.ts';
+import { errorMessage } from '../log.ts';
+import type { ExecSpec } from '../runtime/runtime.ts';
+import { ExecRequest, ExecResponse } from './exec-schemas.ts';
+import { actorOf, findSandbox } from './lookup.ts';
+import type { RequestContext, Route } from './route.ts';
+import { NoQuery } from './schemas.ts';
+
+const HOME = '/home/sandbox';
+const APP_DIR = `${HOME}/workspace/app`;
+const DEFAULT_TIMEOUT_S = 60;
+const OUTPUT_CAP_BYTES = 1 << 20;
+const HEARTBEAT_MS = 15_000;
+
+/** Where a command runs: relative paths are under ~/workspace/app, `~/` is home, absolute stays absolute. */
+export function resolveCwd(cwd: string | undefined): string {
+  if (cwd === undefined) return APP_DIR;
+  if (cwd === '~') return HOME;
+  if (cwd.startsWith('~/')) return posix.normalize(`${HOME}/${cwd.slice(2)}`);
+  return posix.isAbsolute(cwd) ? posix.normalize(cwd) : posix.normalize(`${APP_DIR}/${cwd}`);
+}
+
+/** Finds the sandbox, starts it if it is asleep, and answers the spec to run plus whether it was woken. */
+export async function prepareExec(ctx: RequestContext, req: { cmd: string[]; env?: Record<string, string>; cwd?: string }, extra: Partial<ExecSpec> = {}) {
+  const rec = findSandbox(ctx);
+  let wake = false;
+  if (rec.status !== 'running') {
+    await ctx.deps.lifecycle.start(rec.id, 'wake:api', actorOf(ctx));
+    wake = true;
+  }
+  ctx.deps.store.audit.record({
+    actor: ctx.caller.name, action: 'sandbox.exec', sandboxId: rec.id, requestId: ctx.requestId, outcome: 'ok',
+    detail: { argv0: req.cmd[0], args: req.cmd.length - 1, tty: extra.tty ?? false },
+  });
+  const spec: ExecSpec = { cmd: req.cmd, cwd: resolveCwd(req.cwd), ...(req.env ? { env: req.env } : {}), ...extra };
+  return { sandboxId: rec.id, spec, wake };
+}
+
+/** Maps a command that could not run (container gone, bad cwd) to an error the client can act on. */
+export function execFailure(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const msg = errorMessage(err);
+  if (/no such file or directory|chdir/i.test(msg)) return new AppError('invalid_request', `the command could not start: ${msg}`, { field: 'cwd' });
+  return new AppError('sandbox_unavailable', `the command could not run: ${msg}`);
+}
+
+/**
+ * POST exec. `readme` keeps the published README's behaviour: no default timeout, and a client that hangs
+ * up leaves the command running (its quick start starts a long-lived server this way).
+ */
+function execRoute(readme: boolean) {
+  return async (ctx: RequestContext<ExecRequest>) => {
+    const body = ctx.body;
+    if (body.detach) throw new AppError('invalid_request', 'body.detach: background processes are not available yet; run the command with a shell `&` or without detach', { field: 'body.detach' });
+    const { sandboxId, spec, wake } = await prepareExec(ctx, body, { stdin: body.stdin !== undefined });
+    const timeoutS = body.timeout_s ?? (readme ? undefined : DEFAULT_TIMEOUT_S);
+    const streaming = /\btext\/event-stream\b/.test(ctx.req.headers.accept ?? '');
+    const handle = ctx.deps.pool.exec({
+      sandboxId, spec, capBytes: OUTPUT_CAP_BYTES, stream: streaming,
+      ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
+    });
+    if (body.stdin !== undefined) {
+      handle.send({ t: 'stdin', data: new Uint8Array(Buffer.from(body.stdin, 'utf8')) });
+      handle.send({ t: 'stdin_end' });
+    }
+    let finished = false;
+    ctx.res.on('close', () => {
+      if (finished) return;
+      // A client gone mid-command: the README route lets it run on; /v1 ends it.
+      handle.send(readme ? { t: 'detach' } : { t: 'signal', signal: 'KILL' });
+    });
+    if (streaming) return streamExec(ctx.res, handle, wake, () => (finished = true));
+    let result: ExecResult;
+    try {
+      result = await handle.result;
+    } catch (err) {
+      throw execFailure(err);
+    } finally {
+      finished = true;
+    }
+    return { status: 200, body: { ...result, ...(wake ? { wake } : {}) } };
+  };
+}
+
+/** Server-Sent Events: `stdout`/`stderr` frames as output arrives, then `exit` (or `error`); heartbeats keep proxies from closing it. */
+async function streamExec(res: ServerResponse, handle: ExecHandle, wake: boolean, markFinished: () => void): Promise<void> {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.flushHeaders();
+  const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  if (wake) send('wake', { wake: true });
+  const framers = { stdout: new Utf8Framer(), stderr: new Utf8Framer() };
+  handle.onOutput((stream, data) => {
+    const frame = framers[stream].push(data);
+    if (frame && !send(stream, frame)) {
+      // The client reads slower than the command writes: hold the command's output until it catches up.
+      handle.send({ t: 'pause' });
+      res.once('drain', () => handle.send({ t: 'resume' }));
+    }
+  });
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), HEARTBEAT_MS);
+  try {
+    const result = await handle.result;
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const rest = framers[stream].flush();
+      if (rest) send(stream, rest);
+    }
+    send('exit', { exit_code: result.exit_code, duration_ms: result.duration_ms, timed_out: result.timed_out });
+  } catch (err) {
+    const failure = execFailure(err);
+    send('error', { code: failure.code, message: failure.message });
+  } finally {
+    markFinished();
+    clearInterval(heartbeat);
+    res.end();
+  }
+}
+
+const tags = ['exec'];
+const response = { status: 200, schema: ExecResponse, description: 'The finished command (or, with `Accept: text/event-stream`, an SSE stream of stdout/stderr/exit frames).' };
+
+/** Command execution routes: the canonical one and the README's. */
+export const execRoutes: Route[] = [
+  {
+    method: 'POST', path: '/v1/sandboxes/{id}/exec', operationId: 'execCommand', tags,
+    summary: 'Run a command (default timeout 60 s; a client that disconnects ends it)',
+    body: ExecRequest, query: NoQuery, response, handler: execRoute(false),
+  },
+  {
+    method: 'POST', path: '/sandbox/{id}/exec', operationId: 'readmeExecCommand', tags: ['readme'],
+    summary: 'Run a command (README route: no default timeout; the command outlives a client that hangs up)',
+    body: ExecRequest, query: NoQuery, response, handler: execRoute(true),
+  },
+];

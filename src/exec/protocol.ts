@@ -1,0 +1,42 @@
+import type { ExecSignal, ExecSpec } from '../runtime/runtime.ts';
+
+/** What the main thread asks a worker to run. */
+export interface ExecTask {
+  sandboxId: string;
+  spec: ExecSpec;
+  /** Kill the command's process group after this long; none when absent. */
+  timeoutMs?: number;
+  /** Per-stream cap on output kept for a buffered (sync) result. */
+  capBytes: number;
+  /** Stream chunks over the port as they come (else buffer them into the result). */
+  stream: boolean;
+}
+
+/** How a command ended. */
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** Set when stdout/stderr are base64 because the bytes were not valid UTF-8. */
+  encoding?: 'base64';
+  exit_code: number;
+  duration_ms: number;
+  timed_out: boolean;
+  truncated: boolean;
+}
+
+/** Worker → main thread, over the task's MessagePort. */
+export type ExecEvent =
+  | { t: 'started' }
+  | { t: 'out'; stream: 'stdout' | 'stderr'; data: Uint8Array }
+  /** Last message on the port: every chunk before it has been delivered. */
+  | { t: 'end' };
+
+/** Main thread → worker. `detach` stops relaying output without ending the command. */
+export type ExecControl =
+  | { t: 'stdin'; data: Uint8Array }
+  | { t: 'stdin_end' }
+  | { t: 'signal'; signal: ExecSignal }
+  | { t: 'resize'; cols: number; rows: number }
+  | { t: 'pause' }
+  | { t: 'resume' }
+  | { t: 'detach' };
