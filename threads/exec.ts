@@ -47,19 +47,25 @@ async function relay(session: ExecSession, job: ExecTask, port: MessagePort): Pr
     size[stream] += part.length;
   });
 
+  if (job.size) await session.resize(job.size.cols, job.size.rows).catch(() => undefined);
+  // Control runs in arrival order: a resize (an engine call) must not be overtaken by the input after it.
+  let queue: Promise<unknown> = Promise.resolve();
   port.on('message', (msg: ExecControl) => {
+    queue = queue.then(() => control(session, msg)).catch(() => undefined);
+  });
+  const control = async (s: ExecSession, msg: ExecControl) => {
     switch (msg.t) {
-      case 'stdin': return session.write(Buffer.from(msg.data));
-      case 'stdin_end': return session.endInput();
-      case 'signal': return void session.kill(msg.signal).catch(() => undefined);
-      case 'resize': return void session.resize(msg.cols, msg.rows).catch(() => undefined);
-      case 'pause': return session.pause();
-      case 'resume': return session.resume();
+      case 'stdin': return s.write(Buffer.from(msg.data));
+      case 'stdin_end': return s.endInput();
+      case 'signal': return s.kill(msg.signal);
+      case 'resize': return s.resize(msg.cols, msg.rows);
+      case 'pause': return s.pause();
+      case 'resume': return s.resume();
       case 'detach':
         relaying = false;
-        return session.resume();
+        return s.resume();
     }
-  });
+  };
 
   let timer: NodeJS.Timeout | undefined;
   if (job.timeoutMs !== undefined) {

@@ -44,6 +44,6 @@ export const ClientFrame = Type.Union([
   Type.Object({ type: Type.Literal('stdin'), data: Type.String({ maxLength: 1 << 20 }), encoding: Type.Optional(Type.Literal('base64')) }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('stdin_end') }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('resize'), cols: Type.Integer({ minimum: 1, maximum: 1000 }), rows: Type.Integer({ minimum: 1, maximum: 1000 }) }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('signal'), signal: Type.Union(['TERM', 'KILL', 'INT', 'HUP', 'QUIT', 'USR1', 'USR2'].map((s) => Type.Literal(s))) }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('signal'), signal: Type.Union((['TERM', 'KILL', 'INT', 'HUP', 'QUIT', 'USR1', 'USR2'] as const).map((s) => Type.Literal(s))) }, { additionalProperties: false }),
 ]);
 export type ClientFrame = Static<typeof ClientFrame>;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TSchema } from '@sinclair/typebox';
+import type { WebSocket } from 'ws';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -84,4 +85,14 @@ export function match(routes: CompiledRoute[], method: string, path: string): { 
     return { route: c.route, params };
   }
   return pathMatched ? 'methodMismatch' : undefined;
+}
+
+/** A WebSocket endpoint: `open` runs before the handshake (auth, lookup, validation answer as HTTP errors), then `run` owns the socket. */
+export interface WsRoute<Q = any> {
+  path: string;
+  operationId: string;
+  summary: string;
+  tags: string[];
+  query?: TSchema;
+  open(ctx: RequestContext<undefined, Q>): Promise<(ws: WebSocket) => void> | ((ws: WebSocket) => void);
 }

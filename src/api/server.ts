@@ -1,23 +1,41 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AppError } from '../errors.ts';
-import { execRoutes } from './exec.ts';
 import { errorMessage } from '../log.ts';
 import { Authenticator } from './auth.ts';
+import { execRoutes } from './exec.ts';
+import { execWsRoutes } from './exec-ws.ts';
 import { healthRoutes } from './health.ts';
 import { parseJson, readBody, sendError, sendJson } from './http.ts';
 import { readmeRoutes } from './readme-routes.ts';
-import { compile, match, type ApiDeps, type Route } from './route.ts';
+import { compile, match, type ApiDeps, type Route, type WsRoute } from './route.ts';
 import { sandboxRoutes } from './sandboxes.ts';
+import { attachWebSockets } from './upgrade.ts';
 import { validate } from './validate.ts';
 
-/** Every route the API serves, in match order. */
+/** Every HTTP route the API serves, in match order. */
 export function allRoutes(): Route[] {
   const routes: Route[] = [...sandboxRoutes, ...readmeRoutes, ...execRoutes];
-  return [...healthRoutes(() => routes), ...routes];
+  return [...healthRoutes(() => [...routes, ...execWsRoutes.map(wsRouteDoc)]), ...routes];
+}
+
+/** A WebSocket route as the OpenAPI document shows it (a GET answered with 101). */
+function wsRouteDoc(r: WsRoute): Route {
+  return {
+    method: 'GET', path: r.path, operationId: r.operationId, summary: r.summary, tags: r.tags,
+    ...(r.query ? { query: r.query } : {}),
+    response: { status: 101, description: 'Switching Protocols: a WebSocket.' },
+    handler: () => undefined,
+  };
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The client's X-Request-Id when it is sane, else a new one. */
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : `req_${randomUUID()}`;
+}
 
 /** The REST API: request ids, auth, validation before any side effect, one error envelope. */
 export function createApiServer(deps: ApiDeps): Server {
@@ -65,9 +83,8 @@ export function createApiServer(deps: ApiDeps): Server {
     }
   };
 
-  return createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
-    const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : `req_${randomUUID()}`;
+  const server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
+    const requestId = requestIdOf(req);
     res.setHeader('x-request-id', requestId);
     handle(req, res, requestId).catch((err: unknown) => {
       if (err instanceof AppError) {
@@ -82,6 +99,8 @@ export function createApiServer(deps: ApiDeps): Server {
       sendError(res, new AppError('internal', `internal error; quote request id ${requestId} when reporting it`), requestId);
     });
   });
+  attachWebSockets(server, execWsRoutes, deps, auth, requestIdOf);
+  return server;
 }
 
 /** Query parameters as an object; keys the schema declares as arrays collect every repeat, others keep one value. */

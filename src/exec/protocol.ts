@@ -10,6 +10,8 @@ export interface ExecTask {
   capBytes: number;
   /** Stream chunks over the port as they come (else buffer them into the result). */
   stream: boolean;
+  /** A TTY's size, applied before any input is read. */
+  size?: { cols: number; rows: number };
 }
 
 /** How a command ended. */

@@ -19,6 +19,15 @@ export interface DockerRuntimeOptions {
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 /** Where exec wrappers record their pids: the /tmp tmpfs, gone when the container stops. */
 const EXEC_PID_DIR = '/tmp/.sandboxed-exec';
+/** Sends signal $2 to every process whose session id is the pid recorded in file $1 (POSIX sh + /proc). */
+const SIGNAL_SESSION = [
+  'sid=$(cat "$1" 2>/dev/null) || exit 0',
+  'for d in /proc/[0-9]*; do',
+  '  s=$(sed "s/.*) //" "$d/stat" 2>/dev/null | cut -d" " -f4)',
+  '  [ "$s" = "$sid" ] && kill -"$2" "${d#/proc/}" 2>/dev/null',
+  'done',
+  'exit 0',
+].join('\n');
 
 /** The Runtime over the Docker Engine API (never the docker CLI). */
 export class DockerRuntime implements Runtime {
@@ -89,9 +98,11 @@ export class DockerRuntime implements Runtime {
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges:true'],
         ReadonlyRootfs: true,
+        // uid/gid as well as mode: the engine forgets the mode when a stopped container starts again
+        // (docker/for-linux#138), and the sandbox user must still be able to write there after a wake.
         Tmpfs: {
-          '/tmp': `rw,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777`,
-          '/var/tmp': `rw,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777`,
+          '/tmp': `rw,exec,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777,uid=1000,gid=1000`,
+          '/var/tmp': `rw,exec,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777,uid=1000,gid=1000`,
         },
         Memory: memory,
         MemorySwap: memory,
@@ -232,9 +243,10 @@ export class DockerRuntime implements Runtime {
       stream.on('error', (err: Error) => (settled ? undefined : ((settled = true), reject(err))));
     });
     const signal = async (sig: ExecSignal) => {
-      const pidFile = `${EXEC_PID_DIR}/${execId}`;
+      // Every process still in the command's session: an interactive shell gives each job its own process
+      // group, so signalling the group alone would leave background jobs behind.
       const killer = await container.exec({
-        Cmd: ['/bin/sh', '-c', `p=$(cat ${pidFile} 2>/dev/null) && kill -${sig} -- -$p 2>/dev/null || kill -${sig} $p`],
+        Cmd: ['/bin/sh', '-c', SIGNAL_SESSION, 'signal', `${EXEC_PID_DIR}/${execId}`, sig],
         User: '1000:1000', AttachStdout: false, AttachStderr: false,
       });
       await killer.start({ Detach: true });

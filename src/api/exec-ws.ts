@@ -1,0 +1,151 @@
+import type { RawData, WebSocket } from 'ws';
+import { AppError } from '../errors.ts';
+import type { ExecHandle } from '../exec/handle.ts';
+import { Utf8Framer } from '../exec/utf8-framer.ts';
+import { errorMessage } from '../log.ts';
+import { execFailure, prepareExec } from './exec.ts';
+import { ClientFrame, ExecWsRequest, TerminalQuery } from './exec-schemas.ts';
+import { findSandbox } from './lookup.ts';
+import type { RequestContext, WsRoute } from './route.ts';
+import { validate } from './validate.ts';
+
+const FIRST_FRAME_TIMEOUT_MS = 10_000;
+const HANGUP_GRACE_MS = 1000;
+const LOGIN_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi';
+
+/** Parses and validates one JSON text frame from a client. */
+function parseFrame<T>(schema: Parameters<typeof validate>[0], data: RawData): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(data.toString());
+  } catch {
+    throw new AppError('invalid_request', 'frame: not valid JSON');
+  }
+  return validate<T>(schema, value, 'body');
+}
+
+/** Applies a client's control frame to a running command. */
+function applyControl(handle: ExecHandle, frame: ClientFrame): void {
+  switch (frame.type) {
+    case 'stdin': return handle.send({ t: 'stdin', data: new Uint8Array(Buffer.from(frame.data, frame.encoding ?? 'utf8')) });
+    case 'stdin_end': return handle.send({ t: 'stdin_end' });
+    case 'resize': return handle.send({ t: 'resize', cols: frame.cols, rows: frame.rows });
+    case 'signal': return handle.send({ t: 'signal', signal: frame.signal });
+  }
+}
+
+/** Ends the command when the client goes away first: hang-up, then kill after a grace period. */
+function endOnClose(ws: WebSocket, handle: ExecHandle): void {
+  let finished = false;
+  handle.result.finally(() => (finished = true)).catch(() => undefined);
+  ws.on('close', () => {
+    if (finished) return;
+    handle.send({ t: 'signal', signal: 'HUP' });
+    setTimeout(() => handle.send({ t: 'signal', signal: 'KILL' }), HANGUP_GRACE_MS).unref();
+  });
+}
+
+function sendJson(ws: WebSocket, value: unknown): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(value));
+}
+
+/** Relays flow control: while the socket's buffer is full, the command's output is paused. */
+function throttle(ws: WebSocket, handle: ExecHandle): void {
+  let paused = false;
+  const check = setInterval(() => {
+    if (!paused && ws.bufferedAmount > 1 << 20) (paused = true, handle.send({ t: 'pause' }));
+    else if (paused && ws.bufferedAmount < 1 << 18) (paused = false, handle.send({ t: 'resume' }));
+  }, 50);
+  handle.result.finally(() => clearInterval(check)).catch(() => undefined);
+}
+
+/**
+ * GET /exec/ws: the first text frame is the command (`{cmd, env?, cwd?, timeout_s?}`); output comes back as
+ * JSON text frames `{type: "stdout"|"stderr", data, encoding?}` and finally `{type: "exit", ...}`.
+ */
+function openExecSocket(ctx: RequestContext) {
+  findSandbox(ctx); // 404 before the handshake
+  return (ws: WebSocket) => {
+    const waiting = setTimeout(() => ws.close(1008, 'expected the command as the first frame'), FIRST_FRAME_TIMEOUT_MS);
+    ws.once('message', async (data) => {
+      clearTimeout(waiting);
+      try {
+        const req = parseFrame<ExecWsRequest>(ExecWsRequest, data);
+        const { sandboxId, spec, wake } = await prepareExec(ctx, req, { stdin: true });
+        const handle = ctx.deps.pool.exec({
+          sandboxId, spec, capBytes: 0, stream: true, ...(req.timeout_s ? { timeoutMs: req.timeout_s * 1000 } : {}),
+        });
+        if (wake) sendJson(ws, { type: 'wake' });
+        const framers = { stdout: new Utf8Framer(), stderr: new Utf8Framer() };
+        handle.onOutput((stream, chunk) => {
+          const frame = framers[stream].push(chunk);
+          if (frame) sendJson(ws, { type: stream, ...frame });
+        });
+        throttle(ws, handle);
+        endOnClose(ws, handle);
+        ws.on('message', (next) => {
+          try {
+            applyControl(handle, parseFrame<ClientFrame>(ClientFrame, next));
+          } catch (err) {
+            sendJson(ws, { type: 'error', message: errorMessage(err) });
+          }
+        });
+        const result = await handle.result;
+        for (const stream of ['stdout', 'stderr'] as const) {
+          const rest = framers[stream].flush();
+          if (rest) sendJson(ws, { type: stream, ...rest });
+        }
+        sendJson(ws, { type: 'exit', exit_code: result.exit_code, duration_ms: result.duration_ms, timed_out: result.timed_out });
+        ws.close(1000);
+      } catch (err) {
+        const failure = execFailure(err);
+        sendJson(ws, { type: 'error', code: failure.code, message: failure.message });
+        ws.close(1011);
+      }
+    });
+  };
+}
+
+/**
+ * GET /terminal: a login shell on a PTY. Binary frames carry the terminal's bytes both ways; text frames
+ * carry JSON control (`resize`, `signal`) in, and `{type: "exit", code}` out. Closing the socket ends the shell.
+ */
+async function openTerminal(ctx: RequestContext<undefined, TerminalQuery>) {
+  const { sandboxId, spec, wake } = await prepareExec(ctx, { cmd: ['/bin/sh', '-c', LOGIN_SHELL], env: { TERM: 'xterm-256color' } }, { tty: true, stdin: true });
+  return (ws: WebSocket) => {
+    const size = { cols: ctx.query.cols ?? 80, rows: ctx.query.rows ?? 24 };
+    const handle = ctx.deps.pool.exec({ sandboxId, spec, capBytes: 0, stream: true, size });
+    if (wake) sendJson(ws, { type: 'wake' });
+    handle.onOutput((_stream, chunk) => ws.readyState === ws.OPEN && ws.send(chunk, { binary: true }));
+    throttle(ws, handle);
+    endOnClose(ws, handle);
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return handle.send({ t: 'stdin', data: new Uint8Array(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[])) });
+      try {
+        applyControl(handle, parseFrame<ClientFrame>(ClientFrame, data));
+      } catch (err) {
+        sendJson(ws, { type: 'error', message: errorMessage(err) });
+      }
+    });
+    handle.result.then(
+      (r) => (sendJson(ws, { type: 'exit', code: r.exit_code }), ws.close(1000)),
+      (err: unknown) => (sendJson(ws, { type: 'error', message: execFailure(err).message }), ws.close(1011)),
+    );
+  };
+}
+
+const tags = ['exec'];
+
+/** WebSocket routes for streaming exec and the interactive terminal. */
+export const execWsRoutes: WsRoute[] = [
+  {
+    path: '/v1/sandboxes/{id}/exec/ws', operationId: 'execWebSocket', tags,
+    summary: 'Run a command over a WebSocket (first frame: the command; JSON frames out; disconnect ends it)',
+    open: openExecSocket,
+  },
+  {
+    path: '/v1/sandboxes/{id}/terminal', operationId: 'terminal', tags, query: TerminalQuery,
+    summary: 'Interactive PTY login shell over a WebSocket (binary stdio, JSON resize/signal/exit frames)',
+    open: openTerminal,
+  },
+];
