@@ -4,9 +4,10 @@ import { AppError } from '../errors.ts';
 import type { ExecHandle } from '../exec/handle.ts';
 import type { ExecResult } from '../exec/protocol.ts';
 import { Utf8Framer } from '../exec/utf8-framer.ts';
-import { errorMessage } from '../log.ts';
 import type { ExecSpec } from '../runtime/runtime.ts';
+import { execFailure } from './exec-failure.ts';
 import { ExecRequest, ExecResponse } from './exec-schemas.ts';
+import { startDetached } from './processes.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route } from './route.ts';
 import { NoQuery } from './schemas.ts';
@@ -41,14 +42,6 @@ export async function prepareExec(ctx: RequestContext, req: { cmd: string[]; env
   return { sandboxId: rec.id, spec, wake };
 }
 
-/** Maps a command that could not run (container gone, bad cwd) to an error the client can act on. */
-export function execFailure(err: unknown): AppError {
-  if (err instanceof AppError) return err;
-  const msg = errorMessage(err);
-  if (/no such file or directory|chdir/i.test(msg)) return new AppError('invalid_request', `the command could not start: ${msg}`, { field: 'cwd' });
-  return new AppError('sandbox_unavailable', `the command could not run: ${msg}`);
-}
-
 /**
  * POST exec. `readme` keeps the published README's behaviour: no default timeout, and a client that hangs
  * up leaves the command running (its quick start starts a long-lived server this way).
@@ -56,8 +49,11 @@ export function execFailure(err: unknown): AppError {
 function execRoute(readme: boolean) {
   return async (ctx: RequestContext<ExecRequest>) => {
     const body = ctx.body;
-    if (body.detach) throw new AppError('invalid_request', 'body.detach: background processes are not available yet; run the command with a shell `&` or without detach', { field: 'body.detach' });
+    if (body.detach && (body.stdin !== undefined || body.timeout_s !== undefined)) {
+      throw new AppError('invalid_request', `body.${body.stdin !== undefined ? 'stdin' : 'timeout_s'}: not available with detach (a background process reads no input and runs until it ends or is killed)`);
+    }
     const { sandboxId, spec, wake } = await prepareExec(ctx, body, { stdin: body.stdin !== undefined });
+    if (body.detach) return startDetached(ctx, sandboxId, spec, wake);
     const timeoutS = body.timeout_s ?? (readme ? undefined : DEFAULT_TIMEOUT_S);
     const streaming = /\btext\/event-stream\b/.test(ctx.req.headers.accept ?? '');
     const handle = ctx.deps.pool.exec({

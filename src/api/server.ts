@@ -5,6 +5,7 @@ import { errorMessage } from '../log.ts';
 import { Authenticator } from './auth.ts';
 import { execRoutes } from './exec.ts';
 import { execWsRoutes } from './exec-ws.ts';
+import { processRoutes } from './processes.ts';
 import { healthRoutes } from './health.ts';
 import { parseJson, readBody, sendError, sendJson } from './http.ts';
 import { readmeRoutes } from './readme-routes.ts';
@@ -15,7 +16,7 @@ import { validate } from './validate.ts';
 
 /** Every HTTP route the API serves, in match order. */
 export function allRoutes(): Route[] {
-  const routes: Route[] = [...sandboxRoutes, ...readmeRoutes, ...execRoutes];
+  const routes: Route[] = [...sandboxRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes];
   return [...healthRoutes(() => [...routes, ...execWsRoutes.map(wsRouteDoc)]), ...routes];
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
+import { RECORD_PID_AND_EXEC, SIGNAL_RECORDED } from './sandbox-scripts.ts';
 import { DockerDemuxer } from './demux.ts';
 import {
   LABEL_ID, LABEL_INSTANCE, LABEL_MANAGED, containerName,
@@ -17,18 +18,6 @@ export interface DockerRuntimeOptions {
 }
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
-/** Where exec wrappers record their pids: the /tmp tmpfs, gone when the container stops. */
-const EXEC_PID_DIR = '/tmp/.sandboxed-exec';
-/** Sends signal $2 to every process whose session id is the pid recorded in file $1 (POSIX sh + /proc). */
-const SIGNAL_SESSION = [
-  'sid=$(cat "$1" 2>/dev/null) || exit 0',
-  'for d in /proc/[0-9]*; do',
-  '  s=$(sed "s/.*) //" "$d/stat" 2>/dev/null | cut -d" " -f4)',
-  '  [ "$s" = "$sid" ] && kill -"$2" "${d#/proc/}" 2>/dev/null',
-  'done',
-  'exit 0',
-].join('\n');
-
 /** The Runtime over the Docker Engine API (never the docker CLI). */
 export class DockerRuntime implements Runtime {
   private docker: Docker;
@@ -209,10 +198,10 @@ export class DockerRuntime implements Runtime {
   async exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession> {
     const container = this.docker.getContainer(containerName(sandboxId));
     const execId = randomBytes(8).toString('hex');
-    // The wrapper records the command's in-container pid (a process-group leader: Docker gives each exec its
-    // own session) so that kill() can signal the whole tree from a second exec, whatever the command spawned.
+    // The wrapper records the command's in-container pid (Docker makes each exec a session leader) so that
+    // kill() can signal the whole session from a second exec, whatever the command spawned.
     const exec = await container.exec({
-      Cmd: ['/bin/sh', '-c', `mkdir -p ${EXEC_PID_DIR} && echo $$ > ${EXEC_PID_DIR}/"$0" && exec "$@"`, execId, ...spec.cmd],
+      Cmd: ['/bin/sh', '-c', RECORD_PID_AND_EXEC, execId, ...spec.cmd],
       Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
       WorkingDir: spec.cwd,
       User: '1000:1000',
@@ -243,10 +232,8 @@ export class DockerRuntime implements Runtime {
       stream.on('error', (err: Error) => (settled ? undefined : ((settled = true), reject(err))));
     });
     const signal = async (sig: ExecSignal) => {
-      // Every process still in the command's session: an interactive shell gives each job its own process
-      // group, so signalling the group alone would leave background jobs behind.
       const killer = await container.exec({
-        Cmd: ['/bin/sh', '-c', SIGNAL_SESSION, 'signal', `${EXEC_PID_DIR}/${execId}`, sig],
+        Cmd: ['/bin/sh', '-c', SIGNAL_RECORDED, 'signal', execId, sig],
         User: '1000:1000', AttachStdout: false, AttachStderr: false,
       });
       await killer.start({ Detach: true });

@@ -48,4 +48,15 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX audit_log_sandbox ON audit_log (sandbox_id, seq);
   `,
+  `
+  CREATE TABLE processes (
+    sandbox_id  TEXT NOT NULL REFERENCES sandboxes (id) ON DELETE CASCADE,
+    pid         INTEGER NOT NULL,
+    key         TEXT NOT NULL,
+    cmd         TEXT NOT NULL,
+    cwd         TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    PRIMARY KEY (sandbox_id, pid, started_at)
+  );
+  `,
 ];

@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import { AppError } from '../errors.ts';
+import type { ExecResult } from '../exec/protocol.ts';
+import { LAUNCH_DETACHED, PROCESS_STATUS, SIGNAL_PID, TAIL_LOG } from '../runtime/sandbox-scripts.ts';
+import type { ExecSpec } from '../runtime/runtime.ts';
+import type { ProcessRecord } from '../store/processes.ts';
+import { execFailure } from './exec-failure.ts';
+import { findSandbox } from './lookup.ts';
+import type { RequestContext, Route } from './route.ts';
+import { NoQuery } from './schemas.ts';
+
+const LOG_TAIL_DEFAULT = 1 << 20;
+const LOG_TAIL_MAX = 10 << 20;
+const KILL_GRACE_MS = 2000;
+
+const ProcessView = Type.Object({
+  pid: Type.Integer(),
+  cmd: Type.Array(Type.String()),
+  cwd: Type.String(),
+  started_at: Type.String({ format: 'date-time' }),
+  status: Type.Union([Type.Literal('running'), Type.Literal('exited'), Type.Literal('gone')], { description: '`gone`: ended without an exit code (killed, or the sandbox stopped).' }),
+  exit_code: Type.Union([Type.Integer(), Type.Null()]),
+  logs_url: Type.String(),
+});
+type ProcessView = typeof ProcessView.static;
+
+const PidParam = /^[1-9]\d{0,9}$/;
+
+/** Runs one of the sandbox-side scripts as the sandbox user (`args[0]` is the script's $0) and answers its result. */
+async function runScript(ctx: RequestContext, sandboxId: string, script: string, args: string[], cwd = '/home/sandbox'): Promise<ExecResult> {
+  const handle = ctx.deps.pool.exec({ sandboxId, spec: { cmd: ['/bin/sh', '-c', script, ...args], cwd }, capBytes: LOG_TAIL_MAX, stream: false, timeoutMs: 30_000 });
+  try {
+    return await handle.result;
+  } catch (err) {
+    throw execFailure(err);
+  }
+}
+
+/** Starts a command in the background (`detach: true`) and answers at once with its pid. */
+export async function startDetached(ctx: RequestContext, sandboxId: string, spec: ExecSpec, wake: boolean) {
+  const key = randomBytes(8).toString('hex');
+  const startedAt = Date.now();
+  const r = await runScript(ctx, sandboxId, LAUNCH_DETACHED, [key, ...spec.cmd], spec.cwd);
+  const pid = Number(r.stdout.trim());
+  if (r.exit_code !== 0 || !Number.isInteger(pid) || pid <= 0) {
+    throw new AppError('invalid_request', `the process could not start: ${r.stderr.trim() || `exit code ${r.exit_code}`}`, { field: 'cwd' });
+  }
+  const rec: ProcessRecord = { sandboxId, pid, key, cmd: spec.cmd, cwd: spec.cwd, startedAt };
+  ctx.deps.store.processes.insert(rec);
+  return { status: 202, body: { ...view(ctx, rec, 'running', null), ...(wake ? { wake } : {}) } };
+}
+
+function view(ctx: RequestContext, p: ProcessRecord, status: ProcessView['status'], exitCode: number | null): ProcessView {
+  return {
+    pid: p.pid, cmd: p.cmd, cwd: p.cwd, started_at: new Date(p.startedAt).toISOString(), status, exit_code: exitCode,
+    logs_url: `/v1/sandboxes/${p.sandboxId}/processes/${p.pid}/logs`,
+  };
+}
+
+/** Asks the sandbox which of these processes still run; a container started after a process means it is gone. */
+async function statuses(ctx: RequestContext, sandboxId: string, procs: ProcessRecord[]): Promise<Map<ProcessRecord, { status: ProcessView['status']; exitCode: number | null }>> {
+  const out = new Map<ProcessRecord, { status: ProcessView['status']; exitCode: number | null }>();
+  for (const p of procs) out.set(p, { status: 'gone', exitCode: null });
+  const live = await ctx.deps.runtime.inspect(sandboxId);
+  if (!live?.running || !live.startedAt) return out;
+  const containerStart = Date.parse(live.startedAt);
+  const candidates = procs.filter((p) => p.startedAt >= containerStart - 1000);
+  if (!candidates.length) return out;
+  const r = await runScript(ctx, sandboxId, PROCESS_STATUS, ['status', ...candidates.map((p) => `${p.pid}:${p.key}`)]);
+  const lines = r.stdout.trim().split('\n');
+  candidates.forEach((p, i) => {
+    const [, state, code] = (lines[i] ?? '').split(' ');
+    if (state === 'running') out.set(p, { status: 'running', exitCode: null });
+    else if (state === 'exited') out.set(p, { status: 'exited', exitCode: Number(code) });
+  });
+  return out;
+}
+
+function findProcess(ctx: RequestContext): { sandboxId: string; proc: ProcessRecord } {
+  const { id: sandboxId } = findSandbox(ctx);
+  const raw = ctx.params.pid ?? '';
+  if (!PidParam.test(raw)) throw new AppError('invalid_request', `pid: '${raw.slice(0, 40)}' is not a process id`, { field: 'pid' });
+  const proc = ctx.deps.store.processes.get(sandboxId, Number(raw));
+  if (!proc) throw new AppError('not_found', `no background process ${raw} in this sandbox`);
+  return { sandboxId, proc };
+}
+
+const LogsQuery = Type.Object({
+  tail_bytes: Type.Optional(Type.Integer({ minimum: 1, maximum: LOG_TAIL_MAX, description: 'How much of the end of the log; default 1 MiB.' })),
+}, { additionalProperties: false });
+
+const tags = ['exec'];
+
+/** Background processes started with `detach: true`: list, read logs, end. */
+export const processRoutes: Route[] = [
+  {
+    method: 'GET', path: '/v1/sandboxes/{id}/processes', operationId: 'listProcesses', tags, summary: 'Background processes, newest first',
+    query: NoQuery, response: { status: 200, schema: Type.Object({ data: Type.Array(ProcessView) }), description: 'Processes.' },
+    handler: async (ctx) => {
+      const { id } = findSandbox(ctx);
+      const procs = ctx.deps.store.processes.list(id);
+      const states = await statuses(ctx, id, procs);
+      return { status: 200, body: { data: procs.map((p) => view(ctx, p, states.get(p)!.status, states.get(p)!.exitCode)) } };
+    },
+  },
+  {
+    method: 'GET', path: '/v1/sandboxes/{id}/processes/{pid}/logs', operationId: 'processLogs', tags,
+    summary: "The end of a background process's combined stdout and stderr", query: LogsQuery,
+    response: { status: 200, description: 'text/plain; the log bytes.' },
+    handler: async (ctx: RequestContext<unknown, { tail_bytes?: number }>) => {
+      const { sandboxId, proc } = findProcess(ctx);
+      const live = await ctx.deps.runtime.inspect(sandboxId);
+      if (!live?.running) throw new AppError('conflict', 'the sandbox is stopped: start it to read the logs its processes left in ~/.sandboxed/processes');
+      const r = await runScript(ctx, sandboxId, TAIL_LOG, [proc.key, String(ctx.query.tail_bytes ?? LOG_TAIL_DEFAULT)]);
+      const bytes = Buffer.from(r.stdout, r.encoding === 'base64' ? 'base64' : 'utf8');
+      ctx.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': bytes.length });
+      ctx.res.end(bytes);
+    },
+  },
+  {
+    method: 'DELETE', path: '/v1/sandboxes/{id}/processes/{pid}', operationId: 'killProcess', tags,
+    summary: 'End a background process and everything it started (TERM, then KILL after 2 s)', query: NoQuery,
+    response: { status: 200, schema: ProcessView, description: 'The process, as it ended.' },
+    handler: async (ctx) => {
+      const { sandboxId, proc } = findProcess(ctx);
+      let state = (await statuses(ctx, sandboxId, [proc])).get(proc)!;
+      if (state.status === 'running') {
+        await runScript(ctx, sandboxId, SIGNAL_PID, ['signal', String(proc.pid), 'TERM']);
+        const deadline = Date.now() + KILL_GRACE_MS;
+        while (state.status === 'running' && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          state = (await statuses(ctx, sandboxId, [proc])).get(proc)!;
+        }
+        if (state.status === 'running') {
+          await runScript(ctx, sandboxId, SIGNAL_PID, ['signal', String(proc.pid), 'KILL']);
+          state = (await statuses(ctx, sandboxId, [proc])).get(proc)!;
+        }
+      }
+      return { status: 200, body: view(ctx, proc, state.status, state.exitCode) };
+    },
+  },
+];
