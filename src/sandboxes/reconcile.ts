@@ -106,6 +106,9 @@ async function reconcileRow(deps: ReconcileDeps, row: SandboxRecord, c: Containe
     if (row.status === 'running' && !c?.running) {
       const reason = died(c);
       move('stopped', reason, { stoppedAt: Date.now(), lastStopReason: reason, ...(c ? {} : { containerId: null }) });
+    } else if (row.status === 'stopped' && !c && row.containerId) {
+      // Removed behind our back after it stopped: nothing to converge, but the id it points at is gone.
+      store.sandboxes.transition(row.id, ['stopped'], 'stopped', row.reason, { containerId: null }, row.version);
     } else if (row.status === 'stopped' && c?.running) {
       // The row says stopped: claim it, then converge Docker to it.
       if (move('stopping', row.reason)) {
