@@ -1,16 +1,22 @@
 import { isUtf8 } from 'node:buffer';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../src/config.ts';
+import { OutputEncoder } from '../src/exec/encode.ts';
 import type { ExecControl, ExecEvent, ExecResult, ExecTask } from '../src/exec/protocol.ts';
 import type { ExecSession } from '../src/runtime/runtime.ts';
 import { workerContext } from './context.ts';
 
 const KILL_GRACE_MS = 2000;
+/** Output is gathered this long (or up to COALESCE_BYTES) into one message: fewer, larger hand-offs to the main thread. */
+const COALESCE_MS = 10;
+const COALESCE_BYTES = 64 * 1024;
+/** Bytes handed to the main thread but not yet taken by the client's socket; above this the command is paused. */
+const MAX_INFLIGHT = 1 << 20;
 
 /**
- * Runs one command in a sandbox through the runtime and relays it over `port`: output chunks go to the
- * main thread as they arrive (streaming) or are kept up to the cap (buffered result); stdin, signals,
- * resizes and flow control come back the other way. Resolves when the command has ended.
+ * Runs one command in a sandbox through the runtime and relays it over `port`: output goes to the main
+ * thread encoded for the client (streaming) or is kept up to the cap (buffered result); stdin, signals,
+ * resizes and acks come back the other way. Resolves when the command has ended.
  */
 export async function runExec(task: { config: Config; exec: ExecTask; port: MessagePort }): Promise<ExecResult> {
   const { port } = task;
@@ -24,21 +30,86 @@ export async function runExec(task: { config: Config; exec: ExecTask; port: Mess
   }
 }
 
+/** Streams encoded output to the main thread in coalesced messages, paused while the client lags. */
+class OutputRelay {
+  private encoder: OutputEncoder;
+  private port: MessagePort;
+  private session: ExecSession;
+  private pending: { stream: 'stdout' | 'stderr'; chunks: Buffer[]; size: number } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private inflight = 0;
+  private paused = false;
+  relaying = true;
+
+  constructor(encoder: OutputEncoder, port: MessagePort, session: ExecSession) {
+    this.encoder = encoder;
+    this.port = port;
+    this.session = session;
+  }
+
+  push(stream: 'stdout' | 'stderr', chunk: Buffer): void {
+    if (!this.relaying) return; // detached: keep draining so the command never blocks on a full pipe
+    // Keep stdout/stderr in order: a switch of stream sends what was gathered first.
+    if (this.pending && this.pending.stream !== stream) this.flush();
+    this.pending ??= { stream, chunks: [], size: 0 };
+    this.pending.chunks.push(chunk);
+    this.pending.size += chunk.length;
+    if (this.pending.size >= COALESCE_BYTES) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), COALESCE_MS);
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const p = this.pending;
+    this.pending = undefined;
+    if (!p || !this.relaying) return;
+    const data = this.encoder.encode(p.stream, Buffer.concat(p.chunks, p.size));
+    if (data) this.post(data);
+  }
+
+  /** Flushes, then what the encoder still holds (the end of the command). */
+  finish(): void {
+    this.flush();
+    if (this.relaying) for (const frame of this.encoder.flush()) this.post(frame);
+  }
+
+  ack(bytes: number): void {
+    this.inflight -= bytes;
+    if (this.paused && this.inflight < MAX_INFLIGHT / 4) {
+      this.paused = false;
+      this.session.resume();
+    }
+  }
+
+  detach(): void {
+    this.relaying = false;
+    this.pending = undefined;
+    this.paused = false;
+    this.session.resume();
+  }
+
+  private post(buf: Buffer): void {
+    const data = new Uint8Array(buf);
+    this.port.postMessage({ t: 'out', data } satisfies ExecEvent, [data.buffer as ArrayBuffer]);
+    this.inflight += data.length;
+    if (!this.paused && this.inflight > MAX_INFLIGHT) {
+      this.paused = true;
+      this.session.pause();
+    }
+  }
+}
+
 async function relay(session: ExecSession, job: ExecTask, port: MessagePort): Promise<ExecResult> {
   const started = Date.now();
   const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
   const size = { stdout: 0, stderr: 0 };
   let truncated = false;
-  let relaying = true;
   let timedOut = false;
+  const out = job.stream ? new OutputRelay(new OutputEncoder(job.stream), port, session) : undefined;
 
   session.onOutput((stream, chunk) => {
-    if (job.stream) {
-      if (!relaying) return; // detached: keep draining so the command never blocks on a full pipe
-      const data = new Uint8Array(chunk);
-      port.postMessage({ t: 'out', stream, data } satisfies ExecEvent, [data.buffer as ArrayBuffer]);
-      return;
-    }
+    if (out) return out.push(stream, chunk);
     const room = job.capBytes - size[stream];
     if (room <= 0) return void (truncated = true);
     const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
@@ -51,19 +122,16 @@ async function relay(session: ExecSession, job: ExecTask, port: MessagePort): Pr
   // Control runs in arrival order: a resize (an engine call) must not be overtaken by the input after it.
   let queue: Promise<unknown> = Promise.resolve();
   port.on('message', (msg: ExecControl) => {
-    queue = queue.then(() => control(session, msg)).catch(() => undefined);
+    if (msg.t === 'ack') return out?.ack(msg.bytes);
+    queue = queue.then(() => control(msg)).catch(() => undefined);
   });
-  const control = async (s: ExecSession, msg: ExecControl) => {
+  const control = async (msg: Exclude<ExecControl, { t: 'ack' }>) => {
     switch (msg.t) {
-      case 'stdin': return s.write(Buffer.from(msg.data));
-      case 'stdin_end': return s.endInput();
-      case 'signal': return s.kill(msg.signal);
-      case 'resize': return s.resize(msg.cols, msg.rows);
-      case 'pause': return s.pause();
-      case 'resume': return s.resume();
-      case 'detach':
-        relaying = false;
-        return s.resume();
+      case 'stdin': return session.write(Buffer.from(msg.data));
+      case 'stdin_end': return session.endInput();
+      case 'signal': return session.kill(msg.signal);
+      case 'resize': return session.resize(msg.cols, msg.rows);
+      case 'detach': return out?.detach();
     }
   };
 
@@ -77,12 +145,13 @@ async function relay(session: ExecSession, job: ExecTask, port: MessagePort): Pr
   }
   try {
     const { exitCode } = await session.done;
-    const out = Buffer.concat(kept.stdout);
-    const err = Buffer.concat(kept.stderr);
-    const binary = !isUtf8(out) || !isUtf8(err);
+    out?.finish();
+    const stdout = Buffer.concat(kept.stdout);
+    const stderr = Buffer.concat(kept.stderr);
+    const binary = !isUtf8(stdout) || !isUtf8(stderr);
     return {
-      stdout: out.toString(binary ? 'base64' : 'utf8'),
-      stderr: err.toString(binary ? 'base64' : 'utf8'),
+      stdout: stdout.toString(binary ? 'base64' : 'utf8'),
+      stderr: stderr.toString(binary ? 'base64' : 'utf8'),
       ...(binary ? { encoding: 'base64' as const } : {}),
       exit_code: exitCode,
       duration_ms: Date.now() - started,

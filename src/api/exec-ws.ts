@@ -1,7 +1,6 @@
 import type { RawData, WebSocket } from 'ws';
 import { AppError } from '../errors.ts';
 import type { ExecHandle } from '../exec/handle.ts';
-import { Utf8Framer } from '../exec/utf8-framer.ts';
 import { errorMessage } from '../log.ts';
 import { execFailure } from './exec-failure.ts';
 import { prepareExec } from './exec.ts';
@@ -41,23 +40,21 @@ function endOnClose(ws: WebSocket, handle: ExecHandle): void {
   handle.result.finally(() => (finished = true)).catch(() => undefined);
   ws.on('close', () => {
     if (finished) return;
-    handle.send({ t: 'signal', signal: 'HUP' });
+    handle.abandon('HUP');
     setTimeout(() => handle.send({ t: 'signal', signal: 'KILL' }), HANGUP_GRACE_MS).unref();
+  });
+}
+
+/** Hands the worker's ready frames to the socket, returning credit once each is sent. */
+function pipeOutput(ws: WebSocket, handle: ExecHandle, binary: boolean): void {
+  handle.onOutput((data) => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(data, { binary }, () => handle.ack(data.length));
   });
 }
 
 function sendJson(ws: WebSocket, value: unknown): void {
   if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(value));
-}
-
-/** Relays flow control: while the socket's buffer is full, the command's output is paused. */
-function throttle(ws: WebSocket, handle: ExecHandle): void {
-  let paused = false;
-  const check = setInterval(() => {
-    if (!paused && ws.bufferedAmount > 1 << 20) (paused = true, handle.send({ t: 'pause' }));
-    else if (paused && ws.bufferedAmount < 1 << 18) (paused = false, handle.send({ t: 'resume' }));
-  }, 50);
-  handle.result.finally(() => clearInterval(check)).catch(() => undefined);
 }
 
 /**
@@ -74,15 +71,10 @@ function openExecSocket(ctx: RequestContext) {
         const req = parseFrame<ExecWsRequest>(ExecWsRequest, data);
         const { sandboxId, spec, wake } = await prepareExec(ctx, req, { stdin: true });
         const handle = ctx.deps.pool.exec({
-          sandboxId, spec, capBytes: 0, stream: true, ...(req.timeout_s ? { timeoutMs: req.timeout_s * 1000 } : {}),
+          sandboxId, spec, capBytes: 0, stream: 'json', ...(req.timeout_s ? { timeoutMs: req.timeout_s * 1000 } : {}),
         });
         if (wake) sendJson(ws, { type: 'wake' });
-        const framers = { stdout: new Utf8Framer(), stderr: new Utf8Framer() };
-        handle.onOutput((stream, chunk) => {
-          const frame = framers[stream].push(chunk);
-          if (frame) sendJson(ws, { type: stream, ...frame });
-        });
-        throttle(ws, handle);
+        pipeOutput(ws, handle, false);
         endOnClose(ws, handle);
         ws.on('message', (next) => {
           try {
@@ -92,10 +84,6 @@ function openExecSocket(ctx: RequestContext) {
           }
         });
         const result = await handle.result;
-        for (const stream of ['stdout', 'stderr'] as const) {
-          const rest = framers[stream].flush();
-          if (rest) sendJson(ws, { type: stream, ...rest });
-        }
         sendJson(ws, { type: 'exit', exit_code: result.exit_code, duration_ms: result.duration_ms, timed_out: result.timed_out });
         ws.close(1000);
       } catch (err) {
@@ -115,10 +103,9 @@ async function openTerminal(ctx: RequestContext<undefined, TerminalQuery>) {
   const { sandboxId, spec, wake } = await prepareExec(ctx, { cmd: ['/bin/sh', '-c', LOGIN_SHELL], env: { TERM: 'xterm-256color' } }, { tty: true, stdin: true });
   return (ws: WebSocket) => {
     const size = { cols: ctx.query.cols ?? 80, rows: ctx.query.rows ?? 24 };
-    const handle = ctx.deps.pool.exec({ sandboxId, spec, capBytes: 0, stream: true, size });
+    const handle = ctx.deps.pool.exec({ sandboxId, spec, capBytes: 0, stream: 'raw', size });
     if (wake) sendJson(ws, { type: 'wake' });
-    handle.onOutput((_stream, chunk) => ws.readyState === ws.OPEN && ws.send(chunk, { binary: true }));
-    throttle(ws, handle);
+    pipeOutput(ws, handle, true);
     endOnClose(ws, handle);
     ws.on('message', (data, isBinary) => {
       if (isBinary) return handle.send({ t: 'stdin', data: new Uint8Array(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[])) });

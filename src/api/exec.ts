@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { AppError } from '../errors.ts';
 import type { ExecHandle } from '../exec/handle.ts';
 import type { ExecResult } from '../exec/protocol.ts';
-import { Utf8Framer } from '../exec/utf8-framer.ts';
+import { sseFrame } from '../exec/encode.ts';
 import type { ExecSpec } from '../runtime/runtime.ts';
 import { execFailure } from './exec-failure.ts';
 import { ExecRequest, ExecResponse } from './exec-schemas.ts';
@@ -57,7 +57,7 @@ function execRoute(readme: boolean) {
     const timeoutS = body.timeout_s ?? (readme ? undefined : DEFAULT_TIMEOUT_S);
     const streaming = /\btext\/event-stream\b/.test(ctx.req.headers.accept ?? '');
     const handle = ctx.deps.pool.exec({
-      sandboxId, spec, capBytes: OUTPUT_CAP_BYTES, stream: streaming,
+      sandboxId, spec, capBytes: OUTPUT_CAP_BYTES, ...(streaming ? { stream: 'sse' as const } : {}),
       ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
     });
     if (body.stdin !== undefined) {
@@ -68,7 +68,7 @@ function execRoute(readme: boolean) {
     ctx.res.on('close', () => {
       if (finished) return;
       // A client gone mid-command: the README route lets it run on; /v1 ends it.
-      handle.send(readme ? { t: 'detach' } : { t: 'signal', signal: 'KILL' });
+      handle.abandon(readme ? undefined : 'KILL');
     });
     if (streaming) return streamExec(ctx.res, handle, wake, () => (finished = true));
     let result: ExecResult;
@@ -87,28 +87,16 @@ function execRoute(readme: boolean) {
 async function streamExec(res: ServerResponse, handle: ExecHandle, wake: boolean, markFinished: () => void): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.flushHeaders();
-  const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  if (wake) send('wake', { wake: true });
-  const framers = { stdout: new Utf8Framer(), stderr: new Utf8Framer() };
-  handle.onOutput((stream, data) => {
-    const frame = framers[stream].push(data);
-    if (frame && !send(stream, frame)) {
-      // The client reads slower than the command writes: hold the command's output until it catches up.
-      handle.send({ t: 'pause' });
-      res.once('drain', () => handle.send({ t: 'resume' }));
-    }
-  });
+  if (wake) res.write(sseFrame('wake', { wake: true }));
+  // The worker has framed the output already; this thread only hands bytes to the socket.
+  handle.onOutput((data) => res.write(data, () => handle.ack(data.length)));
   const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), HEARTBEAT_MS);
   try {
     const result = await handle.result;
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const rest = framers[stream].flush();
-      if (rest) send(stream, rest);
-    }
-    send('exit', { exit_code: result.exit_code, duration_ms: result.duration_ms, timed_out: result.timed_out });
+    res.write(sseFrame('exit', { exit_code: result.exit_code, duration_ms: result.duration_ms, timed_out: result.timed_out }));
   } catch (err) {
     const failure = execFailure(err);
-    send('error', { code: failure.code, message: failure.message });
+    res.write(sseFrame('error', { code: failure.code, message: failure.message }));
   } finally {
     markFinished();
     clearInterval(heartbeat);

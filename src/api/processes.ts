@@ -29,7 +29,7 @@ const PidParam = /^[1-9]\d{0,9}$/;
 
 /** Runs one of the sandbox-side scripts as the sandbox user (`args[0]` is the script's $0) and answers its result. */
 async function runScript(ctx: RequestContext, sandboxId: string, script: string, args: string[], cwd = '/home/sandbox'): Promise<ExecResult> {
-  const handle = ctx.deps.pool.exec({ sandboxId, spec: { cmd: ['/bin/sh', '-c', script, ...args], cwd }, capBytes: LOG_TAIL_MAX, stream: false, timeoutMs: 30_000 });
+  const handle = ctx.deps.pool.exec({ sandboxId, spec: { cmd: ['/bin/sh', '-c', script, ...args], cwd }, capBytes: LOG_TAIL_MAX, timeoutMs: 30_000 });
   try {
     return await handle.result;
   } catch (err) {

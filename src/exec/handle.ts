@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { ExecSignal } from '../runtime/runtime.ts';
 import type { ExecControl, ExecEvent, ExecResult } from './protocol.ts';
 
 /** The main thread's end of a command running in a worker: output arrives here, control goes back. */
@@ -8,7 +9,7 @@ export class ExecHandle {
   /** Settles once the command is running in the sandbox. */
   readonly started: Promise<void>;
   private port: MessagePort;
-  private listener: (stream: 'stdout' | 'stderr', data: Buffer) => void = () => undefined;
+  private listener: (data: Buffer) => void = () => undefined;
   private closed = false;
 
   constructor(port: MessagePort, outcome: Promise<ExecResult>) {
@@ -27,12 +28,24 @@ export class ExecHandle {
     port.on('message', (e: ExecEvent) => {
       if (e.t === 'started') markStarted();
       else if (e.t === 'end') (markDrained(), port.close());
-      else this.listener(e.stream, Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength));
+      else this.listener(Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength));
     });
   }
 
-  onOutput(cb: (stream: 'stdout' | 'stderr', data: Buffer) => void): void {
+  /** Receives output already encoded for the client; call `ack` with its length once the socket has taken it. */
+  onOutput(cb: (data: Buffer) => void): void {
     this.listener = cb;
+  }
+
+  /** Returns flow-control credit to the worker. */
+  ack(bytes: number): void {
+    this.send({ t: 'ack', bytes });
+  }
+
+  /** The client is gone: stop relaying output (so a paused command can drain and end), then signal it if asked. */
+  abandon(signal?: ExecSignal): void {
+    this.send({ t: 'detach' });
+    if (signal) this.send({ t: 'signal', signal });
   }
 
   send(ctrl: ExecControl): void {

@@ -1,5 +1,11 @@
 import type { ExecSignal, ExecSpec } from '../runtime/runtime.ts';
 
+/**
+ * How a worker hands output to the main thread, already encoded for the client so the main thread only
+ * copies bytes: `sse` event frames, `json` WebSocket text frames, or the `raw` bytes (a terminal).
+ */
+export type OutputEncoding = 'sse' | 'json' | 'raw';
+
 /** What the main thread asks a worker to run. */
 export interface ExecTask {
   sandboxId: string;
@@ -8,8 +14,8 @@ export interface ExecTask {
   timeoutMs?: number;
   /** Per-stream cap on output kept for a buffered (sync) result. */
   capBytes: number;
-  /** Stream chunks over the port as they come (else buffer them into the result). */
-  stream: boolean;
+  /** Stream output over the port in this encoding as it comes; absent: buffer it into the result. */
+  stream?: OutputEncoding;
   /** A TTY's size, applied before any input is read. */
   size?: { cols: number; rows: number };
 }
@@ -29,7 +35,8 @@ export interface ExecResult {
 /** Worker → main thread, over the task's MessagePort. */
 export type ExecEvent =
   | { t: 'started' }
-  | { t: 'out'; stream: 'stdout' | 'stderr'; data: Uint8Array }
+  /** Encoded output; the main thread acks its length once the client's socket has taken it. */
+  | { t: 'out'; data: Uint8Array }
   /** Last message on the port: every chunk before it has been delivered. */
   | { t: 'end' };
 
@@ -39,6 +46,5 @@ export type ExecControl =
   | { t: 'stdin_end' }
   | { t: 'signal'; signal: ExecSignal }
   | { t: 'resize'; cols: number; rows: number }
-  | { t: 'pause' }
-  | { t: 'resume' }
+  | { t: 'ack'; bytes: number }
   | { t: 'detach' };
