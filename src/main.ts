@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createApiServer } from './api/server.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, errorMessage } from './log.ts';
+import { Metrics } from './metrics.ts';
 import { WorkerPool } from './pool.ts';
 import { hardNofileLimit } from './runtime/limits.ts';
 import { Lifecycle } from './sandboxes/lifecycle.ts';
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
   pool.startBackground();
 
   const lifecycle = new Lifecycle(config, store, runtime, new Workspaces(config.dataDir), log);
-  const server = createApiServer({ config, store, runtime, lifecycle, pool, log });
+  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), log });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });

@@ -31,9 +31,10 @@ export class WorkerPool {
 
   /** Runs a command in a sandbox from a worker; output and control flow over a MessagePort. */
   exec(task: ExecTask): ExecHandle {
+    this.execActive++;
     const { port1, port2 } = new MessageChannel();
     const result = this.pool.run({ config: this.config, exec: task, port: port2 }, { filename: execFile, name: 'runExec', transferList: [port2] }) as Promise<ExecResult>;
-    result.finally(() => port1.close()).catch(() => undefined);
+    result.finally(() => (port1.close(), this.execActive--)).catch(() => undefined);
     return new ExecHandle(port1, result);
   }
 
@@ -52,6 +53,12 @@ export class WorkerPool {
   }
 
   private closed = false;
+  private execActive = 0;
+
+  /** Figures for /metrics. */
+  stats(): { threads: number; queued: number; utilization: number; execActive: number } {
+    return { threads: this.pool.threads.length, queued: this.pool.queueSize, utilization: this.pool.utilization, execActive: this.execActive };
+  }
 
   async close(): Promise<void> {
     this.closed = true;

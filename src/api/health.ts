@@ -25,6 +25,18 @@ async function readiness(ctx: RequestContext) {
   return { status: ready ? 200 : 503, body: { ready, checks } };
 }
 
+function renderMetrics(ctx: RequestContext): string {
+  const byStatus = ctx.deps.store.db.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM sandboxes GROUP BY status');
+  const pool = ctx.deps.pool.stats();
+  return ctx.deps.metrics.render([
+    { name: 'sandboxd_sandboxes', help: 'Sandboxes by status.', samples: byStatus.map((r) => [{ status: r.status }, Number(r.n)]) },
+    { name: 'sandboxd_exec_sessions', help: 'Commands running through the worker pool now.', samples: [[{}, pool.execActive]] },
+    { name: 'sandboxd_worker_threads', help: 'Worker threads in the pool.', samples: [[{}, pool.threads]] },
+    { name: 'sandboxd_worker_queue', help: 'Tasks waiting for a worker.', samples: [[{}, pool.queued]] },
+    { name: 'sandboxd_worker_utilization', help: 'Share of time the pool was busy.', samples: [[{}, pool.utilization]] },
+  ]);
+}
+
 /** Liveness, readiness and the OpenAPI document: open, no token needed. */
 export function healthRoutes(all: () => Route[]): Route[] {
   return [
@@ -37,6 +49,11 @@ export function healthRoutes(all: () => Route[]): Route[] {
       method: 'GET', path: '/readyz', operationId: 'readyz', tags, open: true, summary: 'Readiness: SQLite and the container runtime both answer',
       query: NoQuery, response: { status: 200, schema: Ready, description: 'Ready (503 with the failing check otherwise).' },
       handler: readiness,
+    },
+    {
+      method: 'GET', path: '/metrics', operationId: 'metrics', tags, summary: 'Prometheus metrics (needs a token when auth is on)',
+      query: NoQuery, response: { status: 200, description: 'Prometheus text format 0.0.4.' },
+      handler: (ctx) => ({ status: 200, body: renderMetrics(ctx), headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } }),
     },
     {
       method: 'GET', path: '/openapi.json', operationId: 'openapi', tags, open: true, summary: 'This OpenAPI 3.1 document',

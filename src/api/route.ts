@@ -3,6 +3,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { WebSocket } from 'ws';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { WorkerPool } from '../pool.ts';
 import type { Lifecycle } from '../sandboxes/lifecycle.ts';
@@ -16,6 +17,7 @@ export interface ApiDeps {
   runtime: Runtime;
   lifecycle: Lifecycle;
   pool: WorkerPool;
+  metrics: Metrics;
   log: Logger;
 }
 

@@ -49,6 +49,12 @@ export function createApiServer(deps: ApiDeps): Server {
     if (found === undefined) throw new AppError('not_found', `no route for ${req.method} ${url.pathname}; see /openapi.json`);
     if (found === 'methodMismatch') throw new AppError('method_not_allowed', `${req.method} is not allowed on ${url.pathname}; see /openapi.json`);
     const { route } = found;
+    const t0 = performance.now();
+    res.once('finish', () => {
+      const labels = { operation: route.operationId, status: String(res.statusCode) };
+      deps.metrics.inc('sandboxd_http_requests_total', 'API requests by operation and status.', labels);
+      deps.metrics.observe('sandboxd_http_request_duration_seconds', 'API time to the end of the response, by operation.', { operation: route.operationId }, (performance.now() - t0) / 1000);
+    });
 
     let caller = { name: 'anonymous', admin: false };
     if (!route.open) {

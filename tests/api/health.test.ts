@@ -28,6 +28,16 @@ describe('health endpoints', () => {
     expect(r.body.paths['/v1/sandboxes'].post.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
   });
 
+  it('serves Prometheus metrics with request counts and sandboxes by status', async () => {
+    await d.api('GET', '/healthz');
+    const r = await d.api('GET', '/metrics');
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/text\/plain; version=0.0.4/);
+    expect(r.text).toMatch(/^sandboxd_http_requests_total\{operation="healthz",status="200"\} [1-9]/m);
+    expect(r.text).toMatch(/^# TYPE sandboxd_sandboxes gauge$/m);
+    expect(r.text).toMatch(/^sandboxd_event_loop_delay_p99_seconds [0-9.e-]+$/m);
+  });
+
   it('answers an unknown route with the error envelope and a stable code', async () => {
     const r = await d.api('GET', '/nope');
     expect(r.status).toBe(404);
