@@ -1,0 +1,114 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ulid } from 'ulid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Daemon, docker, eventually, startDaemon, TEST_IMAGE } from '../support/daemon.ts';
+
+const TRANSIENT = ['creating', 'starting', 'stopping', 'destroying', 'purging'];
+
+/** Every row of the daemon's SQLite file, read directly. */
+function rows(d: Daemon): { id: string; status: string; reason: string }[] {
+  const { DatabaseSync } = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
+  const db = new DatabaseSync(join(d.dataDir, 'sandboxed.db'), { readOnly: true });
+  try {
+    return db.prepare('SELECT id, status, reason FROM sandboxes').all() as { id: string; status: string; reason: string }[];
+  } finally {
+    db.close();
+  }
+}
+
+/** The invariants a crash at any point must leave: no transient row, no container without a row, no lost workspace. */
+async function expectConsistent(d: Daemon): Promise<void> {
+  const all = rows(d);
+  expect(all.filter((r) => TRANSIENT.includes(r.status))).toEqual([]);
+  const ids = new Set(all.map((r) => r.id));
+  const orphans = (await d.containers()).filter((c) => !ids.has(c.Labels['sandboxed.id']!));
+  expect(orphans.map((c) => c.Names[0])).toEqual([]);
+  for (const r of all.filter((x) => ['running', 'stopped', 'destroyed'].includes(x.status))) {
+    expect(existsSync(join(d.dataDir, 'workspaces', r.id)), `workspace of ${r.id} (${r.status})`).toBe(true);
+  }
+  for (const r of all.filter((x) => x.status === 'running')) {
+    expect((await docker.getContainer(`s-${r.id}`).inspect()).State.Running, `container of running ${r.id}`).toBe(true);
+  }
+}
+
+describe('reconciliation', () => {
+  let d: Daemon;
+  beforeAll(async () => (d = await startDaemon()));
+  afterAll(() => d?.cleanup());
+
+  const status = async (id: string) => (await d.api('GET', `/v1/sandboxes/${id}`)).body;
+
+  it('marks a sandbox stopped (reason exited) within 5 s of its container being stopped behind our back', async () => {
+    const { id } = (await d.api('POST', '/v1/sandboxes', {})).body;
+    await docker.getContainer(`s-${id}`).stop({ t: 0 });
+    const s = await eventually(async () => ((await status(id)).status === 'stopped' ? status(id) : undefined), 5000);
+    expect(s).toMatchObject({ status: 'stopped', reason: 'exited', last_stop_reason: 'exited' });
+  });
+
+  it('marks a killed container stopped within 5 s, and starts it again on request', async () => {
+    const { id } = (await d.api('POST', '/v1/sandboxes', {})).body;
+    await docker.getContainer(`s-${id}`).kill();
+    expect(await eventually(async () => (await status(id)).status === 'stopped', 5000)).toBe(true);
+    expect((await d.api('POST', `/v1/sandboxes/${id}/start`)).body.status).toBe('running');
+  });
+
+  it('marks a removed container stopped within 5 s and recreates it from the record on start', async () => {
+    const { id } = (await d.api('POST', '/v1/sandboxes', { env: { KEPT: 'yes' } })).body;
+    await docker.getContainer(`s-${id}`).remove({ force: true });
+    expect(await eventually(async () => (await status(id)).status === 'stopped', 5000)).toBe(true);
+    expect(await eventually(async () => (await status(id)).container_id === null, 5000)).toBe(true);
+    expect((await d.api('POST', `/v1/sandboxes/${id}/start`)).body.status).toBe('running');
+    expect((await docker.getContainer(`s-${id}`).inspect()).Config.Env).toContain('KEPT=yes');
+  });
+
+  it('records oom_killed when the engine reports the container was OOM-killed', async () => {
+    // A sandbox whose main process is a memory hog under a small limit: the kernel kills it, the engine says OOMKilled.
+    const { id } = (await d.api('POST', '/v1/sandboxes', { resources: { memory_mb: 64 } })).body;
+    await d.api('POST', `/v1/sandboxes/${id}/stop`);
+    const c = docker.getContainer(`s-${id}`);
+    const info = await c.inspect();
+    await c.remove({ force: true });
+    const hog = await docker.createContainer({
+      name: `s-${id}`, Image: TEST_IMAGE, User: '1000:1000', Labels: info.Config.Labels,
+      Cmd: ['sh', '-c', 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done'],
+      HostConfig: { Memory: 64 * 1024 * 1024, MemorySwap: 64 * 1024 * 1024, NetworkMode: d.network },
+    });
+    // The row says stopped; make it running the way a start would, then let the hog die.
+    expect((await d.api('POST', `/v1/sandboxes/${id}/start`)).body.status).toBe('running');
+    const s = await eventually(async () => ((await status(id)).status === 'stopped' ? status(id) : undefined), 20_000);
+    expect((await hog.inspect()).State.OOMKilled).toBe(true);
+    expect(s).toMatchObject({ status: 'stopped', reason: 'oom_killed' });
+  });
+
+  it('leaves a consistent state after kill -9 in the middle of creates, deletes and purges', async () => {
+    for (const delay of [5, 40, 120, 250]) {
+      const victims = await Promise.all([0, 1].map(async () => (await d.api('POST', '/v1/sandboxes', {})).body.id as string));
+      const inFlight = [
+        fetch(`${d.url}/v1/sandboxes`, { method: 'POST', body: '{}' }).catch(() => undefined),
+        fetch(`${d.url}/v1/sandboxes/${victims[0]}`, { method: 'DELETE' }).catch(() => undefined),
+        fetch(`${d.url}/v1/sandboxes/${victims[1]}?purge=true`, { method: 'DELETE' }).catch(() => undefined),
+      ];
+      await new Promise((r) => setTimeout(r, delay));
+      await d.stop(true);
+      await Promise.all(inFlight);
+      d = await new Daemon({ reuse: d }).start(d.port);
+      await expectConsistent(d);
+    }
+  });
+
+  it('reports a labelled container without a row and leaves it, unless told to remove orphans', async () => {
+    const orphanId = ulid();
+    const orphan = await docker.createContainer({
+      name: `s-${orphanId}`, Image: TEST_IMAGE, Cmd: ['sleep', '600'],
+      Labels: { 'sandboxed.managed': 'true', 'sandboxed.id': orphanId, 'sandboxed.instance': d.instance },
+    });
+    await d.stop();
+    d = await new Daemon({ reuse: d }).start(d.port);
+    expect(d.output).toMatch(/container without a sandbox row/);
+    expect((await orphan.inspect()).Id).toBe(orphan.id);
+    await d.stop();
+    d = await new Daemon({ reuse: d, env: { SANDBOXD_RECONCILE_REMOVE_ORPHANS: 'true' } }).start(d.port);
+    await expect(orphan.inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
