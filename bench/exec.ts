@@ -58,7 +58,7 @@ export async function benchExec(opts: { n: number; streams: number; loadMs: numb
     return {
       title: 'Exec',
       rows: [
-        { figure: 'sync exec of `true`: API (201→200 round trip)', value: syncApi, baseline: '`docker exec -u 1000:1000 <c> true` (CLI process)', baselineValue: syncCli, ratio: ratio(syncApi, syncCli) },
+        { figure: 'sync exec of `true` through `POST /v1/sandboxes/{id}/exec`', value: syncApi, baseline: '`docker exec -u 1000:1000 <c> true` (CLI process)', baselineValue: syncCli, ratio: ratio(syncApi, syncCli) },
         { figure: `GET /healthz while ${opts.streams} SSE execs stream as fast as they can`, value: hzLoad, baseline: 'GET /healthz idle, same daemon', baselineValue: hzIdle, ratio: ratio(hzLoad, hzIdle) },
       ],
       notes: [
