@@ -63,7 +63,7 @@ export async function benchExec(opts: { n: number; streams: number; loadMs: numb
       ],
       notes: [
         `${opts.n} sequential runs each for sync exec; /healthz sampled back to back for 3 s idle and ${opts.loadMs / 1000} s under load.`,
-        `Under load the daemon relayed ${(relayed / 1e6).toFixed(0)} MB of SSE (${(relayed / 1e6 / (opts.loadMs / 1000 + 1)).toFixed(0)} MB/s) to ${opts.streams} clients in this process while /healthz was measured.`,
+        `Under load the daemon relayed ${(relayed / 1e6).toFixed(0)} MB of SSE (${(relayed / 1e6 / (opts.loadMs / 1000 + 1)).toFixed(0)} MB/s) to ${opts.streams} \`curl -N\` clients (separate processes) while /healthz was measured.`,
       ],
     };
   } finally {
