@@ -33,6 +33,8 @@ export interface Config {
   creatingStuckS: number;
   reconcileRemoveOrphans: boolean;
   maxBodyBytes: number;
+  fileReadMaxBytes: number;
+  fileWriteMaxBytes: number;
   sqliteBusyTimeoutMs: number;
   workerThreads: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -110,6 +112,8 @@ export function loadConfig(env: Env): Config {
     creatingStuckS: p.int('SANDBOXD_CREATING_STUCK_S', 300, 10, 86400),
     reconcileRemoveOrphans: p.bool('SANDBOXD_RECONCILE_REMOVE_ORPHANS', false),
     maxBodyBytes: p.int('SANDBOXD_MAX_BODY_BYTES', 1 << 20, 1024, 1 << 30),
+    fileReadMaxBytes: p.int('SANDBOXD_FILE_READ_MAX_BYTES', 10 << 20, 1024, 1 << 30),
+    fileWriteMaxBytes: p.int('SANDBOXD_FILE_WRITE_MAX_BYTES', 100 << 20, 1024, 4 * 2 ** 30),
     sqliteBusyTimeoutMs: p.int('SANDBOXD_SQLITE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
     workerThreads: p.int('SANDBOXD_WORKER_THREADS', Math.max(4, cpus * 2), 2, 256),
     logLevel: p.oneOf('SANDBOXD_LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),

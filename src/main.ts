@@ -43,8 +43,9 @@ async function main(): Promise<void> {
   log.info('boot reconcile done', { checked: report.checked, repaired: report.repaired.length, orphans: report.orphans.length });
   pool.startBackground();
 
-  const lifecycle = new Lifecycle(config, store, runtime, new Workspaces(config.dataDir), log);
-  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), log });
+  const workspaces = new Workspaces(config.dataDir);
+  const lifecycle = new Lifecycle(config, store, runtime, workspaces, log);
+  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, log });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });

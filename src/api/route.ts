@@ -8,6 +8,7 @@ import type { Runtime } from '../runtime/runtime.ts';
 import type { WorkerPool } from '../pool.ts';
 import type { Lifecycle } from '../sandboxes/lifecycle.ts';
 import type { Store } from '../store/index.ts';
+import type { Workspaces } from '../workspaces/workspaces.ts';
 import type { Caller } from './auth.ts';
 
 /** What route handlers may use; nothing else reaches them. */
@@ -18,6 +19,7 @@ export interface ApiDeps {
   lifecycle: Lifecycle;
   pool: WorkerPool;
   metrics: Metrics;
+  workspaces: Workspaces;
   log: Logger;
 }
 
@@ -52,6 +54,8 @@ export interface Route<B = any, Q = any> {
   body?: TSchema;
   /** An empty body stands for `{}` (the README's keepalive and create send none). */
   bodyOptional?: boolean;
+  /** The handler reads the request body itself (uploads larger than the JSON body limit). */
+  rawBody?: boolean;
   query?: TSchema;
   response: { status: number; schema?: TSchema; description: string };
   /** Answers a Reply, or nothing when it has written the response itself (streams). */

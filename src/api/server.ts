@@ -5,6 +5,8 @@ import { errorMessage } from '../log.ts';
 import { Authenticator } from './auth.ts';
 import { execRoutes } from './exec.ts';
 import { execWsRoutes } from './exec-ws.ts';
+import { archiveRoutes } from './archive.ts';
+import { fileRoutes } from './files.ts';
 import { processRoutes } from './processes.ts';
 import { healthRoutes } from './health.ts';
 import { parseJson, readBody, sendError, sendJson } from './http.ts';
@@ -16,7 +18,7 @@ import { validate } from './validate.ts';
 
 /** Every HTTP route the API serves, in match order. */
 export function allRoutes(): Route[] {
-  const routes: Route[] = [...sandboxRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes];
+  const routes: Route[] = [...sandboxRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes, ...fileRoutes, ...archiveRoutes];
   return [...healthRoutes(() => [...routes, ...execWsRoutes.map(wsRouteDoc)]), ...routes];
 }
 
@@ -77,8 +79,10 @@ export function createApiServer(deps: ApiDeps): Server {
 
     const query = route.query ? validate(route.query, queryObject(url, route), 'query') : {};
     let body: unknown = undefined;
-    const raw = await readBody(req, deps.config.maxBodyBytes);
-    if (route.body) body = validate(route.body, parseJson(raw, route.bodyOptional ?? false), 'body');
+    if (!route.rawBody) {
+      const raw = await readBody(req, deps.config.maxBodyBytes);
+      if (route.body) body = validate(route.body, parseJson(raw, route.bodyOptional ?? false), 'body');
+    }
 
     const reply = await route.handler({ req, res, params, body, query, caller, requestId, deps });
     if (!reply) return;

@@ -72,3 +72,61 @@ function paxPath(data: Buffer): string | undefined {
   }
   return path;
 }
+
+/** A 512-byte ustar header (with a pax record before it when the path is too long for ustar). */
+export function tarHeader(e: { path: string; type: 'file' | 'dir' | 'symlink'; size: number; mode: number; mtime: number; linkname?: string }): Buffer {
+  const path = e.type === 'dir' && !e.path.endsWith('/') ? `${e.path}/` : e.path;
+  const nameBytes = Buffer.byteLength(path);
+  const linkBytes = Buffer.byteLength(e.linkname ?? '');
+  let pax = Buffer.alloc(0);
+  if (nameBytes > 100 || linkBytes > 100) {
+    const records = [['path', path], ...(linkBytes > 100 ? [['linkpath', e.linkname!]] : [])].map(([k, v]) => paxRecord(k!, v!)).join('');
+    const body = Buffer.from(records);
+    pax = Buffer.concat([block('PaxHeader', 'x', body.length, 0o644, e.mtime, ''), body, Buffer.alloc(pad(body.length))]);
+  }
+  const flag = e.type === 'dir' ? '5' : e.type === 'symlink' ? '2' : '0';
+  return Buffer.concat([pax, block(truncateUtf8(path, 100), flag, e.type === 'file' ? e.size : 0, e.mode, e.mtime, truncateUtf8(e.linkname ?? '', 100))]);
+}
+
+/** Zero bytes that bring `size` up to a whole block. */
+export function pad(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+/** The two zero blocks that end an archive. */
+export const TAR_END = Buffer.alloc(BLOCK * 2);
+
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let len = Buffer.byteLength(body) + 1;
+  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
+  return `${len}${body}`;
+}
+
+function truncateUtf8(s: string, max: number): string {
+  let out = s;
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1);
+  return out;
+}
+
+function block(name: string, flag: string, size: number, mode: number, mtime: number, linkname: string): Buffer {
+  const h = Buffer.alloc(BLOCK);
+  const octal = (value: number, width: number) => value.toString(8).padStart(width - 1, '0') + '\0';
+  h.write(name, 0, 100, 'utf8');
+  h.write(octal(mode & 0o7777, 8), 100, 'ascii');
+  h.write(octal(1000, 8), 108, 'ascii');
+  h.write(octal(1000, 8), 116, 'ascii');
+  h.write(octal(size, 12), 124, 'ascii');
+  h.write(octal(Math.floor(mtime / 1000), 12), 136, 'ascii');
+  h.write('        ', 148, 'ascii');
+  h.write(flag, 156, 'ascii');
+  h.write(linkname, 157, 100, 'utf8');
+  h.write('ustar\0', 257, 'ascii');
+  h.write('00', 263, 'ascii');
+  h.write('sandbox', 265, 'ascii');
+  h.write('sandbox', 297, 'ascii');
+  let sum = 0;
+  for (const byte of h) sum += byte;
+  h.write(octal(sum, 7) + ' ', 148, 'ascii');
+  return h;
+}

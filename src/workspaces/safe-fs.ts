@@ -1,0 +1,226 @@
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { AppError } from '../errors.ts';
+import { SANDBOX_GID, SANDBOX_UID } from './workspaces.ts';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
+
+/** What a path names inside a workspace. */
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface Entry {
+  name: string;
+  type: EntryType;
+  size: number;
+  mtime: string;
+}
+
+/** The kernel's view of a path relative to an open directory: /proc/self/fd/N/name never re-resolves N. */
+const at = (dir: FileHandle, name: string) => `/proc/self/fd/${dir.fd}/${name}`;
+
+function typeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType {
+  return st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+}
+
+/** Turns the errors a hostile tree provokes into client errors that name the path. */
+function mapError(err: unknown, path: string): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ELOOP' || code === 'EMLINK') throw new AppError('invalid_request', `path: '${path}' goes through a symbolic link; links are not followed`, { field: 'path' });
+  if (code === 'ENOTDIR') throw new AppError('invalid_request', `path: a component of '${path}' is not a directory`, { field: 'path' });
+  if (code === 'ENOENT') throw new AppError('not_found', `path: '${path}' does not exist`, { field: 'path' });
+  if (code === 'EEXIST') throw new AppError('conflict', `path: '${path}' already exists`, { field: 'path' });
+  if (code === 'EISDIR') throw new AppError('invalid_request', `path: '${path}' is a directory`, { field: 'path' });
+  if (code === 'ENXIO' || code === 'ENODEV') throw new AppError('invalid_request', `path: '${path}' is a FIFO, socket or device, not a regular file`, { field: 'path' });
+  if (code === 'ENOTEMPTY') throw new AppError('conflict', `path: '${path}' is a directory that is not empty`, { field: 'path' });
+  throw err;
+}
+
+/**
+ * File operations confined to one directory tree. Every path is walked one component at a time from the
+ * root, opening each directory with O_NOFOLLOW | O_DIRECTORY relative to the one before (an openat walk
+ * through /proc/self/fd), so no symlink is ever followed and a directory swapped for a link mid-way is
+ * refused rather than escaped through.
+ */
+export class ConfinedTree {
+  private root: string;
+  private shown: string;
+
+  /** `root` is the host directory; `shown` is how clients name it (never the host path). */
+  constructor(root: string, shown: string) {
+    this.root = root;
+    this.shown = shown;
+  }
+
+  private label(parts: string[]): string {
+    return [this.shown, ...parts].join('/');
+  }
+
+  /** Opens the directory at `parts`, optionally creating missing components (owned by the sandbox user). */
+  async openDir(parts: string[], create = false): Promise<FileHandle> {
+    let dir = await open(this.root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    try {
+      for (const [i, part] of parts.entries()) {
+        let next: FileHandle;
+        try {
+          next = await open(at(dir, part), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        } catch (err) {
+          // O_DIRECTORY answers ENOTDIR for a link before O_NOFOLLOW can say ELOOP: say which it was.
+          if ((err as NodeJS.ErrnoException).code === 'ENOTDIR' && (await lstat(at(dir, part)).catch(() => undefined))?.isSymbolicLink()) {
+            mapError(Object.assign(new Error('link'), { code: 'ELOOP' }), this.label(parts.slice(0, i + 1)));
+          }
+          if (!create || (err as NodeJS.ErrnoException).code !== 'ENOENT') mapError(err, this.label(parts.slice(0, i + 1)));
+          await mkdir(at(dir, part), { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : mapError(e, this.label(parts.slice(0, i + 1)))));
+          next = await open(at(dir, part), O_RDONLY | O_DIRECTORY | O_NOFOLLOW).catch((e) => mapError(e, this.label(parts.slice(0, i + 1))));
+          await next.chown(SANDBOX_UID, SANDBOX_GID);
+        }
+        await dir.close();
+        dir = next;
+      }
+      return dir;
+    } catch (err) {
+      await dir.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Runs fn with the parent directory of `parts` open; `parts` must name something below the root. */
+  async inParent<T>(parts: string[], fn: (dir: FileHandle, name: string) => Promise<T>, create = false): Promise<T> {
+    if (!parts.length) throw new AppError('invalid_request', 'path: names the home directory itself', { field: 'path' });
+    const dir = await this.openDir(parts.slice(0, -1), create);
+    try {
+      return await fn(dir, parts[parts.length - 1]!);
+    } finally {
+      await dir.close();
+    }
+  }
+
+  /** What the last component is, without following it; undefined when it does not exist. */
+  async stat(parts: string[]): Promise<Entry | undefined> {
+    if (!parts.length) {
+      const st = await lstat(this.root);
+      return { name: '', type: 'dir', size: st.size, mtime: st.mtime.toISOString() };
+    }
+    return this.inParent(parts, async (dir, name) => {
+      try {
+        const st = await lstat(at(dir, name));
+        return { name, type: typeOf(st), size: st.size, mtime: st.mtime.toISOString() };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        return mapError(err, this.label(parts));
+      }
+    });
+  }
+
+  /** Entries of a directory (recursive: every level, up to `limit` entries), paths relative to it. */
+  async list(parts: string[], recursive: boolean, limit: number): Promise<{ entries: (Entry & { path: string })[]; truncated: boolean }> {
+    const out: (Entry & { path: string })[] = [];
+    let truncated = false;
+    const walk = async (dirParts: string[], prefix: string) => {
+      const dir = await this.openDir(dirParts);
+      try {
+        const names = (await readdir(`/proc/self/fd/${dir.fd}`)).sort();
+        for (const name of names) {
+          if (out.length >= limit) return void (truncated = true);
+          const st = await lstat(at(dir, name)).catch(() => undefined);
+          if (!st) continue; // removed while we listed
+          const entry = { name, path: prefix + name, type: typeOf(st), size: st.size, mtime: st.mtime.toISOString() };
+          out.push(entry);
+          if (recursive && entry.type === 'dir') await walk([...dirParts, name], `${entry.path}/`);
+        }
+      } finally {
+        await dir.close();
+      }
+    };
+    await walk(parts, '');
+    return { entries: out, truncated };
+  }
+
+  /** Opens a regular file for reading; links, FIFOs and devices are refused (O_NONBLOCK: a FIFO cannot hang us). */
+  async openForRead(parts: string[]): Promise<{ handle: FileHandle; size: number }> {
+    return this.inParent(parts, async (dir, name) => {
+      const handle = await open(at(dir, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK).catch((e) => mapError(e, this.label(parts)));
+      const st = await handle.stat();
+      if (!st.isFile()) {
+        await handle.close();
+        throw new AppError('invalid_request', `path: '${this.label(parts)}' is ${st.isDirectory() ? 'a directory' : 'not a regular file'}`, { field: 'path' });
+      }
+      return { handle, size: st.size };
+    });
+  }
+
+  /**
+   * Writes a file atomically: the bytes go to a new temp file in the same directory, owned by the sandbox
+   * user, which then replaces the target by rename (a link at the target is replaced, never followed).
+   */
+  async writeAtomic(parts: string[], body: AsyncIterable<Buffer> | Buffer, mode = 0o644): Promise<number> {
+    return this.inParent(parts, async (dir, name) => {
+      const existing = await lstat(at(dir, name)).catch(() => undefined);
+      if (existing?.isDirectory()) throw new AppError('invalid_request', `path: '${this.label(parts)}' is a directory`, { field: 'path' });
+      if (existing && !existing.isFile() && !existing.isSymbolicLink()) {
+        throw new AppError('invalid_request', `path: '${this.label(parts)}' is a FIFO, socket or device; remove it first`, { field: 'path' });
+      }
+      const tmp = `.${name.slice(0, 200)}.sandboxed-${randomBytes(6).toString('hex')}.tmp`;
+      const handle = await open(at(dir, tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+      let written = 0;
+      try {
+        await handle.chown(SANDBOX_UID, SANDBOX_GID);
+        for await (const chunk of Buffer.isBuffer(body) ? [body] : body) {
+          await handle.write(chunk);
+          written += chunk.length;
+        }
+        await handle.close();
+        await rename(at(dir, tmp), at(dir, name));
+        return written;
+      } catch (err) {
+        await handle.close().catch(() => undefined);
+        await unlink(at(dir, tmp)).catch(() => undefined);
+        throw err;
+      }
+    }, true);
+  }
+
+  /** Appends to a regular file, creating it (owned by the sandbox user) when missing. */
+  async append(parts: string[], data: Buffer): Promise<number> {
+    return this.inParent(parts, async (dir, name) => {
+      const handle = await open(at(dir, name), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o644).catch((e) => mapError(e, this.label(parts)));
+      try {
+        const st = await handle.stat();
+        if (!st.isFile()) throw new AppError('invalid_request', `path: '${this.label(parts)}' is not a regular file`, { field: 'path' });
+        if (st.size === 0 && st.uid !== SANDBOX_UID) await handle.chown(SANDBOX_UID, SANDBOX_GID);
+        await handle.write(data);
+        return data.length;
+      } finally {
+        await handle.close();
+      }
+    }, true);
+  }
+
+  /** Creates a directory and any missing parents. */
+  async mkdirs(parts: string[]): Promise<void> {
+    await (await this.openDir(parts, true)).close();
+  }
+
+  /** Renames within the tree; neither side's last component is followed. */
+  async move(from: string[], to: string[], overwrite: boolean): Promise<void> {
+    await this.inParent(from, (src, fromName) => this.inParent(to, async (dst, toName) => {
+      await lstat(at(src, fromName)).catch((e) => mapError(e, this.label(from)));
+      const target = await lstat(at(dst, toName)).catch(() => undefined);
+      if (target && !overwrite) throw new AppError('conflict', `to: '${this.label(to)}' exists; pass overwrite: true to replace it`, { field: 'to' });
+      await rename(at(src, fromName), at(dst, toName)).catch((e) => mapError(e, this.label(to)));
+    }, true));
+  }
+
+  /**
+   * Removes a file or link, or an empty directory. Recursive removal is only safe here while nothing in
+   * the sandbox can change the tree (the caller decides: a running sandbox removes through exec instead).
+   */
+  async remove(parts: string[], recursive: boolean): Promise<void> {
+    await this.inParent(parts, async (dir, name) => {
+      const st = await lstat(at(dir, name)).catch((e) => mapError(e, this.label(parts)));
+      if (!st.isDirectory()) return void (await unlink(at(dir, name)));
+      if (!recursive) return void (await rmdir(at(dir, name)).catch((e) => mapError(e, this.label(parts))));
+      await rm(at(dir, name), { recursive: true, force: true });
+    });
+  }
+}
