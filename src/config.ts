@@ -27,6 +27,10 @@ export interface Config {
   nofile: number;
   tmpfsMb: number;
   idleTimeoutS: number;
+  idleTickS: number;
+  gatewayHost: string;
+  wakeHoldS: number;
+  startingPageAfterMs: number;
   keepaliveMaxS: number;
   stopGraceS: number;
   reconcileIntervalS: number;
@@ -106,6 +110,10 @@ export function loadConfig(env: Env): Config {
     nofile: p.int('SANDBOXD_NOFILE', 65536, 64, 1 << 20),
     tmpfsMb: p.int('SANDBOXD_TMPFS_MB', 512, 1, 1 << 20),
     idleTimeoutS: p.int('SANDBOXD_IDLE_TIMEOUT_S', 1800, 10, 7 * 86400),
+    idleTickS: p.int('SANDBOXD_IDLE_TICK_S', 15, 1, 3600),
+    gatewayHost: p.str('SANDBOXD_GATEWAY_HOST', '0.0.0.0'),
+    wakeHoldS: p.int('SANDBOXD_WAKE_HOLD_S', 20, 1, 600),
+    startingPageAfterMs: p.int('SANDBOXD_STARTING_PAGE_AFTER_MS', 1500, 0, 600_000),
     keepaliveMaxS: p.int('SANDBOXD_KEEPALIVE_MAX_S', 86400, 1, 30 * 86400),
     stopGraceS: p.int('SANDBOXD_STOP_GRACE_S', 10, 0, 600),
     reconcileIntervalS: p.int('SANDBOXD_RECONCILE_INTERVAL_S', 30, 1, 3600),

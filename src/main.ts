@@ -5,6 +5,9 @@ import { createLogger, errorMessage } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { WorkerPool } from './pool.ts';
 import { hardNofileLimit } from './runtime/limits.ts';
+import { createGatewayServer } from './gateway/server.ts';
+import { Waker } from './gateway/wake.ts';
+import { Activity } from './sandboxes/activity.ts';
 import { Lifecycle } from './sandboxes/lifecycle.ts';
 import { openStore } from './store/index.ts';
 import { Workspaces } from './workspaces/workspaces.ts';
@@ -45,15 +48,24 @@ async function main(): Promise<void> {
 
   const workspaces = new Workspaces(config.dataDir);
   const lifecycle = new Lifecycle(config, store, runtime, workspaces, log);
-  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, log });
+  store.activity.clearLeases();
+  const activity = new Activity(store.activity);
+  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, activity, log });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });
+  const waker = new Waker(store.sandboxes, lifecycle, runtime, config.stopGraceS, log);
+  const gateway = createGatewayServer({ config, sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway') });
+  gateway.listen(config.httpPort, config.gatewayHost);
+  await once(gateway, 'listening');
+  log.info('preview gateway listening', { bind: `${config.gatewayHost}:${config.httpPort}`, pattern: `s-<id>-<port>.preview.${config.previewDomain}` });
 
   const shutdown = async (signal: string) => {
     log.info('shutting down', { signal });
     server.close();
     server.closeAllConnections();
+    gateway.close();
+    gateway.closeAllConnections();
     await pool.close().catch(() => undefined);
     store.db.close();
     process.exit(0);

@@ -8,6 +8,7 @@ import type { ReconcileReport } from './sandboxes/reconcile.ts';
 
 const reconcilerFile = new URL('../threads/reconciler.ts', import.meta.url).href;
 const execFile = new URL('../threads/exec.ts', import.meta.url).href;
+const reapersFile = new URL('../threads/reapers.ts', import.meta.url).href;
 
 /** The worker pool that runs everything long-lived or heavy, off the thread that answers requests. */
 export class WorkerPool {
@@ -50,6 +51,15 @@ export class WorkerPool {
       );
     }, this.config.reconcileIntervalS * 1000);
     this.timers.push(tick);
+    let reaping = false;
+    const idle = setInterval(() => {
+      if (reaping) return; // a slow pass (many stops) is never run twice at once
+      reaping = true;
+      (this.pool.run({ config: this.config }, { filename: reapersFile, name: 'reapIdle' }) as Promise<string[]>)
+        .catch((err: unknown) => this.log.warn('idle reaper pass failed', { error: errorMessage(err) }))
+        .finally(() => (reaping = false));
+    }, this.config.idleTickS * 1000);
+    this.timers.push(idle);
   }
 
   private closed = false;

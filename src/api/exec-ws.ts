@@ -104,6 +104,9 @@ async function openTerminal(ctx: RequestContext<undefined, TerminalQuery>) {
   return (ws: WebSocket) => {
     const size = { cols: ctx.query.cols ?? 80, rows: ctx.query.rows ?? 24 };
     const handle = ctx.deps.pool.exec({ sandboxId, spec, capBytes: 0, stream: 'raw', size });
+    // An open terminal holds the sandbox awake until it closes.
+    const lease = ctx.deps.activity.openLease(sandboxId, 'terminal');
+    handle.result.finally(() => lease.release()).catch(() => undefined);
     if (wake) sendJson(ws, { type: 'wake' });
     pipeOutput(ws, handle, true);
     endOnClose(ws, handle);

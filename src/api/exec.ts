@@ -34,6 +34,7 @@ export async function prepareExec(ctx: RequestContext, req: { cmd: string[]; env
     await ctx.deps.lifecycle.start(rec.id, 'wake:api', actorOf(ctx));
     wake = true;
   }
+  ctx.deps.activity.touch(rec.id, extra.tty ? 'terminal' : 'exec');
   ctx.deps.store.audit.record({
     actor: ctx.caller.name, action: 'sandbox.exec', sandboxId: rec.id, requestId: ctx.requestId, outcome: 'ok',
     detail: { argv0: req.cmd[0], args: req.cmd.length - 1, tty: extra.tty ?? false },

@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { WorkerPool } from '../pool.ts';
+import type { Activity } from '../sandboxes/activity.ts';
 import type { Lifecycle } from '../sandboxes/lifecycle.ts';
 import type { Store } from '../store/index.ts';
 import type { Workspaces } from '../workspaces/workspaces.ts';
@@ -20,6 +21,7 @@ export interface ApiDeps {
   pool: WorkerPool;
   metrics: Metrics;
   workspaces: Workspaces;
+  activity: Activity;
   log: Logger;
 }
 

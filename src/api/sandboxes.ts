@@ -76,6 +76,7 @@ export async function purgeSandbox(ctx: RequestContext) {
 /** Postpones idle stop. */
 export function keepaliveSandbox(ctx: RequestContext<Keepalive>) {
   const rec = ctx.deps.lifecycle.keepalive(findSandbox(ctx).id, ctx.body.seconds, actorOf(ctx));
+  ctx.deps.activity.touch(rec.id, 'keepalive');
   return { status: 200, body: sandboxView(ctx.deps.config, rec) };
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AppError } from '../errors.ts';
 import { errorMessage } from '../log.ts';
+import { activityRoutes } from './activity.ts';
 import { Authenticator } from './auth.ts';
 import { execRoutes } from './exec.ts';
 import { execWsRoutes } from './exec-ws.ts';
@@ -18,7 +19,7 @@ import { validate } from './validate.ts';
 
 /** Every HTTP route the API serves, in match order. */
 export function allRoutes(): Route[] {
-  const routes: Route[] = [...sandboxRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes, ...fileRoutes, ...archiveRoutes];
+  const routes: Route[] = [...sandboxRoutes, ...activityRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes, ...fileRoutes, ...archiveRoutes];
   return [...healthRoutes(() => [...routes, ...execWsRoutes.map(wsRouteDoc)]), ...routes];
 }
 

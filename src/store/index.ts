@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ActivityStore } from './activity.ts';
 import { AuditLog } from './audit.ts';
 import { openDb, type Db } from './db.ts';
 import { ProcessStore } from './processes.ts';
@@ -11,11 +12,12 @@ export interface Store {
   sandboxes: SandboxStore;
   audit: AuditLog;
   processes: ProcessStore;
+  activity: ActivityStore;
 }
 
 /** Opens (creating if needed) `<dataDir>/sandboxed.db` with migrations applied. */
 export function openStore(dataDir: string, busyTimeoutMs: number): Store {
   mkdirSync(dataDir, { recursive: true });
   const db = openDb(join(dataDir, 'sandboxed.db'), busyTimeoutMs);
-  return { db, sandboxes: new SandboxStore(db), audit: new AuditLog(db), processes: new ProcessStore(db) };
+  return { db, sandboxes: new SandboxStore(db), audit: new AuditLog(db), processes: new ProcessStore(db), activity: new ActivityStore(db) };
 }

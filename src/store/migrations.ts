@@ -59,4 +59,19 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (sandbox_id, pid, started_at)
   );
   `,
+  `
+  CREATE TABLE activity (
+    sandbox_id  TEXT NOT NULL REFERENCES sandboxes (id) ON DELETE CASCADE,
+    source      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (sandbox_id, source)
+  );
+  CREATE TABLE leases (
+    id          TEXT PRIMARY KEY,
+    sandbox_id  TEXT NOT NULL REFERENCES sandboxes (id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    opened_at   INTEGER NOT NULL
+  );
+  CREATE INDEX leases_sandbox ON leases (sandbox_id);
+  `,
 ];

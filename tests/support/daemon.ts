@@ -41,6 +41,8 @@ export class Daemon {
   proc!: ChildProcess;
   url = '';
   port = 0;
+  /** The preview gateway's port (HTTP_PORT). */
+  gatewayPort = 0;
   output = '';
   exited: Promise<number | null> = Promise.resolve(null);
   readonly dataDir: string;
@@ -56,17 +58,20 @@ export class Daemon {
     this.network = opts.reuse?.network ?? `sbx-test-${tag}`;
     this.runtime = opts.runtime ?? opts.reuse?.runtime ?? 'node';
     this.env = { ...opts.reuse?.env, ...opts.env };
+    this.gatewayPort = opts.reuse?.gatewayPort ?? 0;
   }
 
   /** Spawns the daemon and waits until /healthz answers (or the process dies, which fails with its output). */
   async start(port?: number): Promise<this> {
     this.port = port ?? (this.port || (await freePort()));
+    this.gatewayPort ||= await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/root',
       SANDBOXED_DATA_DIR: this.dataDir,
       SANDBOXED_API_BIND: `127.0.0.1:${this.port}`,
+      HTTP_PORT: String(this.gatewayPort),
       SANDBOXD_IMAGE: TEST_IMAGE,
       SANDBOXD_INSTANCE: this.instance,
       SANDBOXD_NETWORK: this.network,
