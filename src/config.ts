@@ -31,6 +31,7 @@ export interface Config {
   gatewayHost: string;
   wakeHoldS: number;
   startingPageAfterMs: number;
+  pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string };
   keepaliveMaxS: number;
   stopGraceS: number;
   reconcileIntervalS: number;
@@ -114,6 +115,14 @@ export function loadConfig(env: Env): Config {
     gatewayHost: p.str('SANDBOXD_GATEWAY_HOST', '0.0.0.0'),
     wakeHoldS: p.int('SANDBOXD_WAKE_HOLD_S', 20, 1, 600),
     startingPageAfterMs: p.int('SANDBOXD_STARTING_PAGE_AFTER_MS', 1500, 0, 600_000),
+    pressure: {
+      tickS: p.int('SANDBOXD_PRESSURE_TICK_S', 5, 1, 3600),
+      softPct: p.num('SANDBOXD_PRESSURE_SOFT_PCT', 15, 0, 100),
+      hardPct: p.num('SANDBOXD_PRESSURE_HARD_PCT', 10, 0, 100),
+      emergencyPct: p.num('SANDBOXD_PRESSURE_EMERGENCY_PCT', 5, 0, 100),
+      resumePct: p.num('SANDBOXD_PRESSURE_RESUME_PCT', 12, 0, 100),
+      meminfoPath: p.str('SANDBOXD_MEMINFO_PATH', '/proc/meminfo'),
+    },
     keepaliveMaxS: p.int('SANDBOXD_KEEPALIVE_MAX_S', 86400, 1, 30 * 86400),
     stopGraceS: p.int('SANDBOXD_STOP_GRACE_S', 10, 0, 600),
     reconcileIntervalS: p.int('SANDBOXD_RECONCILE_INTERVAL_S', 30, 1, 3600),
@@ -126,6 +135,10 @@ export function loadConfig(env: Env): Config {
     workerThreads: p.int('SANDBOXD_WORKER_THREADS', Math.max(4, cpus * 2), 2, 256),
     logLevel: p.oneOf('SANDBOXD_LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
   };
+  const pr = config.pressure;
+  if (!(pr.emergencyPct <= pr.hardPct && pr.hardPct <= pr.resumePct && pr.hardPct <= pr.softPct)) {
+    problems.push(`SANDBOXD_PRESSURE_*: need EMERGENCY (${pr.emergencyPct}) <= HARD (${pr.hardPct}) <= RESUME (${pr.resumePct}), and HARD <= SOFT (${pr.softPct})`);
+  }
   for (const key of ['memoryMb', 'cpus', 'pids'] as const) {
     if (config.defaults[key] > config.maxima[key]) {
       problems.push(`SANDBOXD_DEFAULT_${envSuffix[key]}: ${config.defaults[key]} is above SANDBOXD_MAX_${envSuffix[key]} (${config.maxima[key]})`);

@@ -10,7 +10,6 @@ export const ERRORS = {
   conflict: { status: 409, retryable: false },
   task_in_progress: { status: 409, retryable: true },
   too_large: { status: 413, retryable: false },
-  unsupported_media_type: { status: 415, retryable: false },
   rate_limited: { status: 429, retryable: true },
   internal: { status: 500, retryable: true },
   sandbox_unavailable: { status: 502, retryable: true },
@@ -24,11 +23,14 @@ export type ErrorCode = keyof typeof ERRORS;
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;
+  /** Sent as Retry-After: when the same request is worth trying again. */
+  readonly retryAfterS: number | undefined;
 
-  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, retryAfterS?: number) {
     super(message);
     this.code = code;
     this.details = details;
+    this.retryAfterS = retryAfterS;
   }
 
   get status(): number {

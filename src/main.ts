@@ -8,6 +8,7 @@ import { hardNofileLimit } from './runtime/limits.ts';
 import { createGatewayServer } from './gateway/server.ts';
 import { Waker } from './gateway/wake.ts';
 import { Activity } from './sandboxes/activity.ts';
+import { Admission } from './sandboxes/admission.ts';
 import { Lifecycle } from './sandboxes/lifecycle.ts';
 import { openStore } from './store/index.ts';
 import { Workspaces } from './workspaces/workspaces.ts';
@@ -44,10 +45,11 @@ async function main(): Promise<void> {
   const pool = new WorkerPool(config, log);
   const report = await pool.reconcile(true);
   log.info('boot reconcile done', { checked: report.checked, repaired: report.repaired.length, orphans: report.orphans.length });
-  pool.startBackground();
+  const admission = new Admission();
+  pool.startBackground(admission);
 
   const workspaces = new Workspaces(config.dataDir);
-  const lifecycle = new Lifecycle(config, store, runtime, workspaces, log);
+  const lifecycle = new Lifecycle(config, store, runtime, workspaces, admission, log);
   store.activity.clearLeases();
   const activity = new Activity(store.activity);
   const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, activity, log });

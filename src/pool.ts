@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { ExecHandle } from './exec/handle.ts';
 import type { ExecResult, ExecTask } from './exec/protocol.ts';
+import type { Admission } from './sandboxes/admission.ts';
 import type { ReconcileReport } from './sandboxes/reconcile.ts';
 
 const reconcilerFile = new URL('../threads/reconciler.ts', import.meta.url).href;
@@ -39,8 +40,8 @@ export class WorkerPool {
     return new ExecHandle(port1, result);
   }
 
-  /** Starts the periodic reconciler and the runtime event follower; both live as long as the pool. */
-  startBackground(): void {
+  /** Starts the reconciler, the event follower, the idle reaper and the pressure watch; they live as long as the pool. */
+  startBackground(admission: Admission): void {
     this.pool.run({ config: this.config }, { filename: reconcilerFile, name: 'watchEvents' }).catch((err: unknown) => {
       if (!this.closed) this.log.error('the runtime event follower stopped', { error: errorMessage(err) });
     });
@@ -60,6 +61,20 @@ export class WorkerPool {
         .finally(() => (reaping = false));
     }, this.config.idleTickS * 1000);
     this.timers.push(idle);
+    let relieving = false;
+    const pressure = setInterval(() => {
+      if (relieving) return;
+      relieving = true;
+      (this.pool.run({ config: this.config, admissionOpen: admission.open }, { filename: reapersFile, name: 'relievePressure' }) as Promise<{ availablePct: number; admissionOpen: boolean }>)
+        .then((r) => {
+          if (r.admissionOpen !== admission.open) this.log.warn(r.admissionOpen ? 'memory recovered: wakes and creates admitted again' : 'memory short: refusing wakes and creates', { available_pct: Number(r.availablePct.toFixed(1)) });
+          admission.open = r.admissionOpen;
+          admission.availablePct = r.availablePct;
+        })
+        .catch((err: unknown) => this.log.warn('memory pressure pass failed', { error: errorMessage(err) }))
+        .finally(() => (relieving = false));
+    }, this.config.pressure.tickS * 1000);
+    this.timers.push(pressure);
   }
 
   private closed = false;

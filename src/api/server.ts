@@ -103,6 +103,7 @@ export function createApiServer(deps: ApiDeps): Server {
         const headers: Record<string, string> = err.code === 'unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
         // A refused upload is not read further: close the connection rather than drain it.
         if (err.code === 'too_large') headers.connection = 'close';
+        if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
         sendError(res, err, requestId, headers);
         if (err.code === 'too_large') req.destroy();
         return;

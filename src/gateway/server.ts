@@ -95,7 +95,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       });
     } catch (err) {
       const failure = err instanceof AppError ? err : new AppError('sandbox_unavailable', errorMessage(err));
-      const headers: Record<string, string> = failure.code === 'not_ready' ? { 'retry-after': '5' } : {};
+      const retryAfter = failure.retryAfterS ?? (failure.code === 'not_ready' ? 5 : undefined);
+      const headers: Record<string, string> = retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {};
       if (failure.code === 'not_found') return answer(req, res, failure, notFoundPage());
       deps.log.warn('preview request failed', { sandbox: rec.id, port, code: failure.code, error: failure.message });
       answer(req, res, failure, wakeFailedPage(failure.message), headers);

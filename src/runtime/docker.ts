@@ -195,6 +195,21 @@ export class DockerRuntime implements Runtime {
     });
   }
 
+  async memoryUsage(): Promise<Map<string, number>> {
+    const running = (await this.list()).filter((c) => c.running);
+    const usage = new Map<string, number>();
+    await Promise.all(running.map(async (c) => {
+      try {
+        const s = (await this.docker.getContainer(c.containerId).stats({ stream: false, 'one-shot': true } as { stream: false })) as Docker.ContainerStats;
+        const cache = (s.memory_stats.stats as Record<string, number> | undefined)?.total_inactive_file ?? (s.memory_stats.stats as Record<string, number> | undefined)?.cache ?? 0;
+        usage.set(c.sandboxId, Math.max(0, (s.memory_stats.usage ?? 0) - cache));
+      } catch {
+        // stopped between list and stats
+      }
+    }));
+    return usage;
+  }
+
   async exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession> {
     const container = this.docker.getContainer(containerName(sandboxId));
     const execId = randomBytes(8).toString('hex');

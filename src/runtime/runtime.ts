@@ -80,6 +80,8 @@ export interface Runtime {
   list(): Promise<ContainerState[]>;
   /** Streams changes to our containers until the signal aborts; rejects when the stream breaks. */
   events(signal: AbortSignal, onEvent: (e: RuntimeEvent) => void): Promise<void>;
+  /** Real memory in use (bytes, page cache excluded) of each running sandbox of this instance. */
+  memoryUsage(): Promise<Map<string, number>>;
   /** Starts a command in a running sandbox as user 1000. */
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession>;
   /** A tar stream of a directory of the sandbox's image (read from the created container), or undefined if absent. */

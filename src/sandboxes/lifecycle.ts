@@ -6,6 +6,7 @@ import type { Runtime, SandboxSpec } from '../runtime/runtime.ts';
 import type { Store } from '../store/index.ts';
 import type { External, IdlePolicy, SandboxRecord, Status } from '../store/sandboxes.ts';
 import type { Workspaces } from '../workspaces/workspaces.ts';
+import type { Admission } from './admission.ts';
 import { KeyedLock } from './lock.ts';
 
 /** A create request after schema validation (see api/schemas.ts). */
@@ -40,8 +41,10 @@ export class Lifecycle {
   private runtime: Runtime;
   private workspaces: Workspaces;
   private log: Logger;
+  private admission: Admission;
 
-  constructor(config: Config, store: Store, runtime: Runtime, workspaces: Workspaces, log: Logger) {
+  constructor(config: Config, store: Store, runtime: Runtime, workspaces: Workspaces, admission: Admission, log: Logger) {
+    this.admission = admission;
     this.config = config;
     this.store = store;
     this.runtime = runtime;
@@ -55,6 +58,7 @@ export class Lifecycle {
     const image = input.image ?? this.config.image;
     const resources = this.resolveResources(input.resources);
     await this.checkCreatable(id, input.name, image);
+    this.admission.check('create a sandbox');
 
     return this.locks.run(id, async () => {
       const now = Date.now();
@@ -101,6 +105,7 @@ export class Lifecycle {
         const live = await this.runtime.inspect(id);
         if (live?.running) return rec;
       }
+      this.admission.check('start a sandbox');
       const from: Status[] = ['running', 'stopped', 'error', 'destroyed'];
       const starting = this.store.sandboxes.transition(id, from, 'starting', reason, { statusDetail: null }) ?? this.conflict(rec, 'start');
       this.audit(actor, 'sandbox.start', id, 'ok', { reason });

@@ -56,8 +56,8 @@ describe('sandbox lifecycle', () => {
     expect(got.container).toMatchObject({ running: true, state: 'running' });
     expect(got.container.ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     expect(got.preview_urls).toEqual({
-      '3000': `http://s-${id.toLowerCase()}-3000.preview.localhost`,
-      '5173': `http://s-${id.toLowerCase()}-5173.preview.localhost`,
+      '3000': `http://s-${id.toLowerCase()}-3000.preview.localhost:${d.gatewayPort}`,
+      '5173': `http://s-${id.toLowerCase()}-5173.preview.localhost:${d.gatewayPort}`,
     });
     const byLabel = (await d.api('GET', '/v1/sandboxes?label=team=red')).body.data;
     expect(byLabel.map((s: any) => s.id)).toEqual([id]);

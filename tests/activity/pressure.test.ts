@@ -1,0 +1,63 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';
+
+describe('memory pressure', () => {
+  let d: Daemon;
+  let meminfo: string;
+  const setAvailable = (pct: number) => writeFileSync(meminfo, `MemTotal:       1000000 kB\nMemFree:         1000 kB\nMemAvailable:   ${pct * 10000} kB\n`);
+
+  beforeAll(async () => {
+    meminfo = join('/tmp', `sandboxd-meminfo-${process.pid}-${Date.now()}`);
+    setAvailable(50);
+    d = await startDaemon({ env: { SANDBOXD_MEMINFO_PATH: meminfo, SANDBOXD_PRESSURE_TICK_S: '1' } });
+  });
+  afterAll(() => d?.cleanup());
+
+  const status = async (id: string) => (await d.api('GET', `/v1/sandboxes/${id}`)).body;
+
+  it('stops the least recently active sandbox first, then refuses creates and wakes with 503 + Retry-After until memory recovers past the resume level', async () => {
+    const [oldest, middle, newest] = [
+      (await d.api('POST', '/v1/sandboxes', {})).body.id, (await d.api('POST', '/v1/sandboxes', {})).body.id, (await d.api('POST', '/v1/sandboxes', {})).body.id,
+    ];
+    const pinned = (await d.api('POST', '/v1/sandboxes', { idle_policy: 'always_on' })).body.id;
+    for (const id of [middle, newest]) await d.api('POST', `/v1/sandboxes/${id}/exec`, { cmd: ['true'] });
+    await d.api('POST', `/v1/sandboxes/${newest}/exec`, { cmd: ['true'] });
+
+    setAvailable(13); // soft: one stop per pass, least recently active first
+    expect(await eventually(async () => (await status(oldest)).status === 'stopped', 5000)).toBe(true);
+    expect(await status(oldest)).toMatchObject({ reason: 'memory_pressure', last_stop_reason: 'memory_pressure' });
+    expect((await status(newest)).status).toBe('running');
+    expect((await d.api('POST', '/v1/sandboxes', {})).status).toBe(201); // still admitted in the soft band
+
+    setAvailable(8); // hard: admission closes
+    const refused = await eventually(async () => {
+      const r = await d.api('POST', '/v1/sandboxes', {});
+      return r.status === 503 ? r : undefined;
+    }, 5000);
+    expect(refused!.body.error).toMatchObject({ code: 'capacity', retryable: true });
+    expect(refused!.headers.get('retry-after')).toBe('10');
+    expect((await d.api('POST', `/v1/sandboxes/${oldest}/start`)).status).toBe(503);
+    expect((await status(pinned)).status).toBe('running'); // always_on waits for the emergency band
+
+    setAvailable(11); // between hard and resume: still refused (hysteresis)
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await d.api('POST', `/v1/sandboxes/${oldest}/start`)).status).toBe(503);
+
+    setAvailable(60);
+    expect(await eventually(async () => (await d.api('POST', `/v1/sandboxes/${oldest}/start`)).status === 200, 5000)).toBe(true);
+  }, 60_000);
+
+  it('in the emergency band stops the largest sandbox by real memory use, even an always_on one', async () => {
+    const small = (await d.api('POST', '/v1/sandboxes', { idle_policy: 'always_on' })).body.id;
+    const big = (await d.api('POST', '/v1/sandboxes', { idle_policy: 'always_on' })).body.id;
+    await d.api('POST', `/v1/sandboxes/${big}/exec`, { cmd: ['sh', '-c', 'head -c 150000000 /dev/zero | tail -c 150000000 > /dev/null; sleep 600'], detach: true });
+    await new Promise((r) => setTimeout(r, 1500));
+    setAvailable(3);
+    expect(await eventually(async () => (await status(big)).status === 'stopped', 8000)).toBe(true);
+    setAvailable(60);
+    expect((await status(big)).reason).toBe('memory_pressure');
+    expect((await status(small)).status).toBe('running');
+  }, 60_000);
+});

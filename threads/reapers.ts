@@ -1,0 +1,68 @@
+import { readFile } from 'node:fs/promises';
+import type { Config } from '../src/config.ts';
+import { errorMessage } from '../src/log.ts';
+import { idleVerdict } from '../src/sandboxes/idle.ts';
+import { admissionAfter, availablePercent, bandOf, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
+import { workerContext } from './context.ts';
+
+/**
+ * One pass of the idle reaper: stops every sandbox the idle rule says is due, with reason `idle`. The row
+ * is claimed (running → stopping, compare-and-set on its version) before Docker is asked to stop it.
+ */
+export async function reapIdle(task: { config: Config }): Promise<string[]> {
+  const { store, runtime, log } = workerContext(task.config, 'idle-reaper');
+  const stopped: string[] = [];
+  for (const rec of store.sandboxes.list({ status: 'running', limit: 100_000 })) {
+    const verdict = idleVerdict(rec, store.activity.leases(rec.id), Date.now());
+    if (!verdict.stopNow) continue;
+    if (!store.sandboxes.transition(rec.id, ['running'], 'stopping', 'idle', {}, rec.version)) continue;
+    try {
+      await runtime.stop(rec.id, task.config.stopGraceS);
+      store.sandboxes.transition(rec.id, ['stopping'], 'stopped', 'idle', { stoppedAt: Date.now(), lastStopReason: 'idle' });
+      log.info('stopped an idle sandbox', { sandbox: rec.id, why: verdict.why });
+      stopped.push(rec.id);
+    } catch (err) {
+      // Leave it running; the next pass tries again, and the reconciler corrects the row if the container died.
+      store.sandboxes.transition(rec.id, ['stopping'], 'running', 'idle_stop_failed', { statusDetail: errorMessage(err) });
+      log.warn('idle stop failed', { sandbox: rec.id, error: errorMessage(err) });
+    }
+  }
+  return stopped;
+}
+
+/**
+ * One memory-pressure pass: reads host memory, stops sandboxes as the band demands (least recently active
+ * first, skipping running tasks and always_on ones until the emergency band, which stops the largest by
+ * real use), and answers whether wakes and creates may go on.
+ */
+export async function relievePressure(task: { config: Config; admissionOpen: boolean }): Promise<{ availablePct: number; band: Band; admissionOpen: boolean; stopped: string[] }> {
+  const { config } = task;
+  const { store, runtime, log } = workerContext(config, 'pressure');
+  const availablePct = availablePercent(await readFile(config.pressure.meminfoPath, 'utf8'));
+  const band = bandOf(availablePct, config.pressure);
+  const stopped: string[] = [];
+  if (band !== 'normal') {
+    const running = store.sandboxes.list({ status: 'running', limit: 100_000 });
+    let victims;
+    if (band === 'emergency') {
+      const usage = await runtime.memoryUsage();
+      victims = [...running].sort((a, b) => (usage.get(b.id) ?? 0) - (usage.get(a.id) ?? 0));
+    } else {
+      victims = running
+        .filter((r) => r.idlePolicy !== 'always_on' && !store.activity.leases(r.id).some((l) => l.kind === 'task'))
+        .sort((a, b) => a.lastActiveAt - b.lastActiveAt);
+    }
+    for (const rec of victims.slice(0, STOPS_PER_PASS[band])) {
+      if (!store.sandboxes.transition(rec.id, ['running'], 'stopping', 'memory_pressure', {}, rec.version)) continue;
+      try {
+        await runtime.stop(rec.id, config.stopGraceS);
+        store.sandboxes.transition(rec.id, ['stopping'], 'stopped', 'memory_pressure', { stoppedAt: Date.now(), lastStopReason: 'memory_pressure' });
+        stopped.push(rec.id);
+        log.warn('stopped a sandbox for memory pressure', { sandbox: rec.id, band, available_pct: Number(availablePct.toFixed(1)) });
+      } catch (err) {
+        store.sandboxes.transition(rec.id, ['stopping'], 'running', 'pressure_stop_failed', { statusDetail: errorMessage(err) });
+      }
+    }
+  }
+  return { availablePct, band, admissionOpen: admissionAfter(task.admissionOpen, availablePct, config.pressure), stopped };
+}
