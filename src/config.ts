@@ -31,6 +31,7 @@ export interface Config {
   gatewayHost: string;
   wakeHoldS: number;
   startingPageAfterMs: number;
+  previewSecret: string | undefined;
   pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string };
   keepaliveMaxS: number;
   stopGraceS: number;
@@ -115,6 +116,7 @@ export function loadConfig(env: Env): Config {
     gatewayHost: p.str('SANDBOXD_GATEWAY_HOST', '0.0.0.0'),
     wakeHoldS: p.int('SANDBOXD_WAKE_HOLD_S', 20, 1, 600),
     startingPageAfterMs: p.int('SANDBOXD_STARTING_PAGE_AFTER_MS', 1500, 0, 600_000),
+    previewSecret: env.SANDBOXD_PREVIEW_SECRET?.trim() || undefined,
     pressure: {
       tickS: p.int('SANDBOXD_PRESSURE_TICK_S', 5, 1, 3600),
       softPct: p.num('SANDBOXD_PRESSURE_SOFT_PCT', 15, 0, 100),
@@ -135,6 +137,9 @@ export function loadConfig(env: Env): Config {
     workerThreads: p.int('SANDBOXD_WORKER_THREADS', Math.max(4, cpus * 2), 2, 256),
     logLevel: p.oneOf('SANDBOXD_LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
   };
+  if (config.previewSecret !== undefined && config.previewSecret.length < 32) {
+    problems.push('SANDBOXD_PREVIEW_SECRET: must be at least 32 characters (or unset, to keep a generated key in the data dir)');
+  }
   const pr = config.pressure;
   if (!(pr.emergencyPct <= pr.hardPct && pr.hardPct <= pr.resumePct && pr.hardPct <= pr.softPct)) {
     problems.push(`SANDBOXD_PRESSURE_*: need EMERGENCY (${pr.emergencyPct}) <= HARD (${pr.hardPct}) <= RESUME (${pr.resumePct}), and HARD <= SOFT (${pr.softPct})`);

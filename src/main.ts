@@ -5,6 +5,8 @@ import { createLogger, errorMessage } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { WorkerPool } from './pool.ts';
 import { hardNofileLimit } from './runtime/limits.ts';
+import { Authenticator } from './api/auth.ts';
+import { PreviewTokens } from './gateway/preview-tokens.ts';
 import { createGatewayServer } from './gateway/server.ts';
 import { Waker } from './gateway/wake.ts';
 import { Activity } from './sandboxes/activity.ts';
@@ -52,12 +54,15 @@ async function main(): Promise<void> {
   const lifecycle = new Lifecycle(config, store, runtime, workspaces, admission, log);
   store.activity.clearLeases();
   const activity = new Activity(store.activity);
-  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, activity, log });
+  const previewTokens = PreviewTokens.load(config.previewSecret, config.dataDir);
+  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, activity, previewTokens, log });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });
   const waker = new Waker(store.sandboxes, lifecycle, runtime, config.stopGraceS, log);
-  const gateway = createGatewayServer({ config, sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway') });
+  const gateway = createGatewayServer({
+    config, tokens: previewTokens, auth: new Authenticator(config), sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway'),
+  });
   gateway.listen(config.httpPort, config.gatewayHost);
   await once(gateway, 'listening');
   log.info('preview gateway listening', { bind: `${config.gatewayHost}:${config.httpPort}`, pattern: `s-<id>-<port>.preview.${config.previewDomain}` });

@@ -25,6 +25,11 @@ export class Authenticator {
     this.tokens = config.tokens.map((token) => ({ token, hash: digest(token.secret) }));
   }
 
+  /** True when the API runs without auth (local use): API tokens then prove nothing. */
+  get disabled(): boolean {
+    return this.config.authDisabled;
+  }
+
   /** The caller a request acts as; throws unauthorized when auth is on and no valid token is given. */
   authenticate(req: IncomingMessage): Caller {
     if (this.config.authDisabled) return LOCAL_CALLER;

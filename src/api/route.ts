@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TSchema } from '@sinclair/typebox';
 import type { WebSocket } from 'ws';
 import type { Config } from '../config.ts';
+import type { PreviewTokens } from '../gateway/preview-tokens.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -22,6 +23,7 @@ export interface ApiDeps {
   metrics: Metrics;
   workspaces: Workspaces;
   activity: Activity;
+  previewTokens: PreviewTokens;
   log: Logger;
 }
 

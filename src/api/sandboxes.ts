@@ -5,14 +5,19 @@ import type { ListFilter } from '../store/sandboxes.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route } from './route.ts';
 import {
-  CreateSandbox, DeleteQuery, Keepalive, ListQuery, NoQuery, Sandbox, SandboxList,
+  CreateSandbox, DeleteQuery, Keepalive, ListQuery, NoQuery, PreviewToken, PreviewTokenRequest, Sandbox, SandboxList,
 } from './schemas.ts';
-import { sandboxView } from './view.ts';
+import { previewUrl, sandboxView } from './view.ts';
 
 /** Checks what the schema cannot (id/name forms) and normalises the id; no side effects. */
 export function createInput(body: CreateSandbox): CreateSandboxInput {
   const input: CreateSandboxInput = { ...body };
   if (body.id !== undefined) input.id = normaliseId(body.id)!;
+  for (const port of Object.keys(body.port_visibility ?? {})) {
+    if (!(body.ports ?? [3000]).includes(Number(port))) {
+      throw new AppError('invalid_request', `body.port_visibility.${port}: ${port} is not one of the sandbox's ports`, { field: `body.port_visibility.${port}` });
+    }
+  }
   if (body.name !== undefined && !isValidName(body.name)) {
     throw new AppError('invalid_request', 'body.name: must not look like a sandbox id (a 26-character ULID)', { field: 'body.name' });
   }
@@ -123,6 +128,24 @@ export const sandboxRoutes: Route[] = [
     summary: 'Destroy the container and keep the workspace; ?purge=true deletes the workspace and record too',
     query: DeleteQuery, response: { status: 200, schema: Sandbox, description: 'Destroyed (or, with purge, `{id, status: "purged"}`).' },
     handler: (ctx: RequestContext<unknown, DeleteQuery>) => (ctx.query.purge ? purgeSandbox(ctx) : destroySandbox(ctx)),
+  },
+  {
+    method: 'POST', path: '/v1/sandboxes/{id}/preview-tokens', operationId: 'mintPreviewToken', tags,
+    summary: 'Mint a signed, expiring token that opens this sandbox\'s private previews', body: PreviewTokenRequest, bodyOptional: true,
+    query: NoQuery, response: { status: 201, schema: PreviewToken, description: 'The token, and preview URLs that carry it.' },
+    handler: (ctx: RequestContext<PreviewTokenRequest>) => {
+      const rec = findSandbox(ctx);
+      if (ctx.body.port !== undefined && !rec.ports.includes(ctx.body.port)) {
+        throw new AppError('invalid_request', `body.port: ${ctx.body.port} is not one of the sandbox's ports (${rec.ports.join(', ')})`, { field: 'body.port' });
+      }
+      const { token, expiresAt } = ctx.deps.previewTokens.mint(rec.id, ctx.body.ttl_s ?? 3600, ctx.body.port);
+      const ports = ctx.body.port !== undefined ? [ctx.body.port] : rec.ports;
+      ctx.deps.store.audit.record({ actor: ctx.caller.name, action: 'sandbox.preview_token', sandboxId: rec.id, requestId: ctx.requestId, outcome: 'ok', detail: { ports, expires_at: expiresAt } });
+      return {
+        status: 201,
+        body: { token, expires_at: new Date(expiresAt).toISOString(), urls: Object.fromEntries(ports.map((p) => [String(p), `${previewUrl(ctx.deps.config, rec.id, p)}/?token=${token}`])) },
+      };
+    },
   },
   {
     method: 'POST', path: '/v1/sandboxes/{id}/keepalive', operationId: 'keepaliveSandbox', tags, summary: 'Postpone idle stop',

@@ -41,6 +41,10 @@ export const CreateSandbox = Type.Object({
   idle_timeout_s: Type.Optional(Type.Integer({ minimum: 10, maximum: 7 * 86400 })),
   labels: Type.Optional(Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false })),
   external: Type.Optional(External),
+  visibility: Type.Optional(Type.Union([Type.Literal('public'), Type.Literal('private')], { description: 'private: previews need a preview token or an API token. Default public.' })),
+  port_visibility: Type.Optional(Type.Record(Type.String({ pattern: '^[1-9][0-9]{0,4}$' }), Type.Union([Type.Literal('public'), Type.Literal('private')]), {
+    additionalProperties: false, maxProperties: 16, description: 'Per-port override of visibility, e.g. {"3000": "public"}.',
+  })),
 }, { additionalProperties: false, $id: 'CreateSandbox' });
 export type CreateSandbox = Static<typeof CreateSandbox>;
 
@@ -99,6 +103,8 @@ export const Sandbox = Type.Object({
   keepalive_until: Timestamp,
   labels: Type.Record(Type.String(), Type.String()),
   external: External,
+  visibility: Type.String(),
+  port_visibility: Type.Record(Type.String(), Type.String()),
   env_keys: Type.Array(Type.String(), { description: 'Names only: values are never returned.' }),
   created_at: Type.String({ format: 'date-time' }),
   updated_at: Type.String({ format: 'date-time' }),
@@ -115,6 +121,18 @@ export const SandboxList = Type.Object({
 export const SandboxArray = Type.Array(Type.Ref('Sandbox'));
 
 export const Purged = Type.Object({ id: Type.String(), status: Type.Literal('purged') });
+
+export const PreviewTokenRequest = Type.Object({
+  ttl_s: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 86400, description: 'Lifetime in seconds; default 3600.' })),
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Limit the token to one preview port.' })),
+}, { additionalProperties: false });
+export type PreviewTokenRequest = Static<typeof PreviewTokenRequest>;
+
+export const PreviewToken = Type.Object({
+  token: Type.String(),
+  expires_at: Type.String({ format: 'date-time' }),
+  urls: Type.Record(Type.String(), Type.String(), { description: 'Preview URLs with the token attached, per port it opens.' }),
+});
 
 export const Ready = Type.Object({
   ready: Type.Boolean(),

@@ -38,6 +38,8 @@ export function sandboxView(config: Config, s: SandboxRecord, live?: ContainerSt
     keepalive_until: iso(s.keepaliveUntil),
     labels: s.labels,
     external: s.external,
+    visibility: s.visibility,
+    port_visibility: s.portVisibility,
     env_keys: Object.keys(s.env),
     created_at: iso(s.createdAt)!,
     updated_at: iso(s.updatedAt)!,

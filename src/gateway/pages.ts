@@ -11,3 +11,4 @@ export const notFoundPage = () => page('Nothing here', 'There is no preview at t
 export const startingPage = () => page('Starting…', 'This app was asleep and is waking up. The page reloads by itself in a moment.', 2);
 export const wakeFailedPage = (why: string) => page('This app could not start', why);
 export const notListeningPage = (port: number) => page('Nothing is listening yet', `The sandbox is running, but no server answers on port ${port} yet. The page reloads by itself.`, 3);
+export const privatePage = () => page('This preview is private', 'Open it with the link you were given: it carries a preview token.');

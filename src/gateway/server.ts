@@ -7,13 +7,18 @@ import type { Runtime } from '../runtime/runtime.ts';
 import type { Activity } from '../sandboxes/activity.ts';
 import type { SandboxRecord, SandboxStore } from '../store/sandboxes.ts';
 import { parsePreviewHost } from './hosts.ts';
-import { notFoundPage, notListeningPage, startingPage, wakeFailedPage } from './pages.ts';
+import type { Authenticator } from '../api/auth.ts';
+import { notFoundPage, notListeningPage, privatePage, startingPage, wakeFailedPage } from './pages.ts';
+import type { PreviewTokens } from './preview-tokens.ts';
+import { isPrivate, previewAccess, stripPreviewCredentials } from './private.ts';
 import { proxyHttp, proxyUpgrade } from './proxy.ts';
 import type { Waker } from './wake.ts';
 
 /** What the gateway needs; it never sees the API's routes, so no Host header can reach them through it. */
 export interface GatewayDeps {
   config: Config;
+  tokens: PreviewTokens;
+  auth: Authenticator;
   sandboxes: SandboxStore;
   runtime: Runtime;
   waker: Waker;
@@ -83,6 +88,15 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       return void res.end(notFoundPage());
     }
     const { rec, port } = target;
+    if (isPrivate(rec, port)) {
+      const access = previewAccess(req, rec, port, deps.tokens, deps.auth, config.previewTls);
+      if (access.allow === false) return answer(req, res, new AppError('unauthorized', access.why), privatePage(), { 'cache-control': 'no-store' });
+      if (access.allow === 'redirect') {
+        res.writeHead(302, { location: access.location, 'set-cookie': access.cookie, 'cache-control': 'no-store' });
+        return void res.end();
+      }
+      stripPreviewCredentials(req, access.viaApiToken ?? false);
+    }
     activity.touch(rec.id, 'gateway');
     try {
       const ip = await address(req, res, rec, port);
@@ -107,6 +121,11 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     const target = resolve(req);
     if (!target) return void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     const { rec, port } = target;
+    if (isPrivate(rec, port)) {
+      const access = previewAccess(req, rec, port, deps.tokens, deps.auth, config.previewTls);
+      if (access.allow !== true) return void socket.end('HTTP/1.1 401 Unauthorized\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      stripPreviewCredentials(req, access.viaApiToken ?? false);
+    }
     const lease = activity.openLease(rec.id, 'preview_ws');
     socket.once('close', () => lease.release());
     try {

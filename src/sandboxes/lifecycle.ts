@@ -4,7 +4,7 @@ import { newId } from '../ids.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Runtime, SandboxSpec } from '../runtime/runtime.ts';
 import type { Store } from '../store/index.ts';
-import type { External, IdlePolicy, SandboxRecord, Status } from '../store/sandboxes.ts';
+import type { External, IdlePolicy, SandboxRecord, Status, Visibility } from '../store/sandboxes.ts';
 import type { Workspaces } from '../workspaces/workspaces.ts';
 import type { Admission } from './admission.ts';
 import { KeyedLock } from './lock.ts';
@@ -21,6 +21,8 @@ export interface CreateSandboxInput {
   idle_timeout_s?: number;
   labels?: Record<string, string>;
   external?: External;
+  visibility?: Visibility;
+  port_visibility?: Record<string, Visibility>;
 }
 
 /** Who asked, for ownership and the audit log. */
@@ -68,7 +70,8 @@ export class Lifecycle {
           id, name: input.name ?? null, owner: actor.name, status: 'creating', reason: 'created', image,
           ports: input.ports ?? [3000], env: input.env ?? {}, ...resources,
           idlePolicy: input.idle_policy ?? 'sleep', idleTimeoutS: input.idle_timeout_s ?? this.config.idleTimeoutS,
-          labels: input.labels ?? {}, external: input.external ?? {}, createdAt: now,
+          labels: input.labels ?? {}, external: input.external ?? {},
+          visibility: input.visibility ?? 'public', portVisibility: input.port_visibility ?? {}, createdAt: now,
         });
       } catch (err) {
         // Two creates racing for the same id or name: the unique index decides.

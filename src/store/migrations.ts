@@ -74,4 +74,8 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX leases_sandbox ON leases (sandbox_id);
   `,
+  `
+  ALTER TABLE sandboxes ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public';
+  ALTER TABLE sandboxes ADD COLUMN port_visibility TEXT NOT NULL DEFAULT '{}';
+  `,
 ];

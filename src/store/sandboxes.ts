@@ -6,6 +6,7 @@ export type Status = (typeof STATUSES)[number];
 export const TRANSIENT: readonly Status[] = ['creating', 'starting', 'stopping', 'destroying', 'purging'];
 
 export type IdlePolicy = 'sleep' | 'always_on';
+export type Visibility = 'public' | 'private';
 
 export interface External {
   user_id?: string;
@@ -32,6 +33,9 @@ export interface SandboxRecord {
   idleTimeoutS: number;
   labels: Record<string, string>;
   external: External;
+  /** Whether previews need a token; `portVisibility` overrides it per port. */
+  visibility: Visibility;
+  portVisibility: Record<string, Visibility>;
   containerId: string | null;
   keepaliveUntil: number | null;
   lastActiveAt: number;
@@ -83,11 +87,11 @@ export class SandboxStore {
     this.db.tx(() => {
       this.db.run(
         `INSERT INTO sandboxes (id, name, owner, status, reason, image, ports, env, memory_mb, cpus, pids, idle_policy,
-           idle_timeout_s, labels, external, last_active_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           idle_timeout_s, labels, external, visibility, port_visibility, last_active_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         s.id, s.name, s.owner, s.status, s.reason, s.image, JSON.stringify(s.ports), JSON.stringify(s.env), s.memoryMb,
-        s.cpus, s.pids, s.idlePolicy, s.idleTimeoutS, JSON.stringify(s.labels), JSON.stringify(s.external), s.createdAt,
-        s.createdAt, s.createdAt,
+        s.cpus, s.pids, s.idlePolicy, s.idleTimeoutS, JSON.stringify(s.labels), JSON.stringify(s.external), s.visibility,
+        JSON.stringify(s.portVisibility), s.createdAt, s.createdAt, s.createdAt,
       );
       for (const [k, v] of Object.entries(s.labels)) {
         this.db.run('INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)', s.id, k, v);
@@ -186,6 +190,8 @@ function fromRow(r: Row): SandboxRecord {
     idleTimeoutS: Number(r.idle_timeout_s),
     labels: json<Record<string, string>>(r.labels),
     external: json<External>(r.external),
+    visibility: r.visibility as Visibility,
+    portVisibility: json<Record<string, Visibility>>(r.port_visibility),
     containerId: (r.container_id as string | null) ?? null,
     keepaliveUntil: num(r.keepalive_until),
     lastActiveAt: Number(r.last_active_at),

@@ -1,0 +1,62 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface Claims {
+  kid: string;
+  aud: 'preview';
+  sid: string;
+  port?: number;
+  exp: number;
+}
+
+const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+
+/** Signed, expiring tokens that open one sandbox's private previews (HMAC-SHA256 over the claims). */
+export class PreviewTokens {
+  private key: Buffer;
+  private kid: string;
+
+  constructor(key: Buffer) {
+    this.key = key;
+    this.kid = createHash('sha256').update(key).digest('hex').slice(0, 8);
+  }
+
+  /** The key from SANDBOXD_PREVIEW_SECRET, else one generated once and kept in the data dir (mode 0600). */
+  static load(secret: string | undefined, dataDir: string): PreviewTokens {
+    if (secret) return new PreviewTokens(Buffer.from(secret));
+    const file = join(dataDir, 'preview-token.key');
+    if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+    return new PreviewTokens(Buffer.from(readFileSync(file, 'utf8').trim()));
+  }
+
+  mint(sandboxId: string, ttlS: number, port?: number): { token: string; expiresAt: number } {
+    const exp = Math.floor(Date.now() / 1000) + ttlS;
+    const claims: Claims = { kid: this.kid, aud: 'preview', sid: sandboxId, ...(port !== undefined ? { port } : {}), exp };
+    const body = b64(JSON.stringify(claims));
+    return { token: `${body}.${this.sign(body)}`, expiresAt: exp * 1000 };
+  }
+
+  /** The token's expiry (ms) when it is genuine, unexpired, and opens this sandbox's port; else undefined. */
+  verify(token: string | undefined, sandboxId: string, port: number): number | undefined {
+    if (!token || token.length > 1024) return undefined;
+    const [body, mac] = token.split('.');
+    if (!body || !mac) return undefined;
+    const expected = Buffer.from(this.sign(body));
+    const given = Buffer.from(mac);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    let claims: Claims;
+    try {
+      claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Claims;
+    } catch {
+      return undefined;
+    }
+    const ok = claims.kid === this.kid && claims.aud === 'preview' && claims.sid === sandboxId
+      && (claims.port === undefined || claims.port === port) && claims.exp * 1000 > Date.now();
+    return ok ? claims.exp * 1000 : undefined;
+  }
+
+  private sign(body: string): string {
+    return createHmac('sha256', this.key).update(`${this.kid}.${body}`).digest('base64url');
+  }
+}
