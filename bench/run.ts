@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ROOT } from '../tests/support/daemon.ts';
 import { benchCreate } from './create.ts';
 import { benchExec } from './exec.ts';
+import { benchGateway } from './gateway.ts';
 import type { BenchSection } from './stats.ts';
 
 /**
@@ -48,6 +49,7 @@ const sections: BenchSection[] = [];
 for (const [name, bench] of [
   ['create', () => benchCreate({ n })],
   ['exec', () => benchExec({ n, streams: 50, loadMs: 8000 })],
+  ['gateway', () => benchGateway({ wakeN: Math.min(n, 20), loadMs: 5000, concurrency: 16 })],
 ] as const) {
   process.stdout.write(`==> ${name}\n`);
   const section = await bench();
