@@ -32,7 +32,7 @@ export interface Config {
   wakeHoldS: number;
   startingPageAfterMs: number;
   previewSecret: string | undefined;
-  pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string };
+  pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string; startFootprintMb: number };
   keepaliveMaxS: number;
   stopGraceS: number;
   reconcileIntervalS: number;
@@ -124,6 +124,7 @@ export function loadConfig(env: Env): Config {
       emergencyPct: p.num('SANDBOXD_PRESSURE_EMERGENCY_PCT', 5, 0, 100),
       resumePct: p.num('SANDBOXD_PRESSURE_RESUME_PCT', 12, 0, 100),
       meminfoPath: p.str('SANDBOXD_MEMINFO_PATH', '/proc/meminfo'),
+      startFootprintMb: p.int('SANDBOXD_START_FOOTPRINT_MB', 256, 0, 1 << 20),
     },
     keepaliveMaxS: p.int('SANDBOXD_KEEPALIVE_MAX_S', 86400, 1, 30 * 86400),
     stopGraceS: p.int('SANDBOXD_STOP_GRACE_S', 10, 0, 600),

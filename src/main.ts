@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const pool = new WorkerPool(config, log);
   const report = await pool.reconcile(true);
   log.info('boot reconcile done', { checked: report.checked, repaired: report.repaired.length, orphans: report.orphans.length });
-  const admission = new Admission();
+  const admission = new Admission(config.pressure);
   pool.startBackground(admission);
 
   const workspaces = new Workspaces(config.dataDir);

@@ -65,11 +65,10 @@ export class WorkerPool {
     const pressure = setInterval(() => {
       if (relieving) return;
       relieving = true;
-      (this.pool.run({ config: this.config, admissionOpen: admission.open }, { filename: reapersFile, name: 'relievePressure' }) as Promise<{ availablePct: number; admissionOpen: boolean }>)
+      (this.pool.run({ config: this.config, admissionOpen: admission.open }, { filename: reapersFile, name: 'relievePressure' }) as Promise<{ availablePct: number; admissionOpen: boolean; totalBytes: number; availableBytes: number }>)
         .then((r) => {
           if (r.admissionOpen !== admission.open) this.log.warn(r.admissionOpen ? 'memory recovered: wakes and creates admitted again' : 'memory short: refusing wakes and creates', { available_pct: Number(r.availablePct.toFixed(1)) });
-          admission.open = r.admissionOpen;
-          admission.availablePct = r.availablePct;
+          admission.update(r);
         })
         .catch((err: unknown) => this.log.warn('memory pressure pass failed', { error: errorMessage(err) }))
         .finally(() => (relieving = false));

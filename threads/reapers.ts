@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Config } from '../src/config.ts';
 import { errorMessage } from '../src/log.ts';
 import { idleVerdict } from '../src/sandboxes/idle.ts';
-import { admissionAfter, availablePercent, bandOf, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
+import { admissionAfter, bandOf, readMeminfo, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
 import { workerContext } from './context.ts';
 
 /**
@@ -35,10 +35,11 @@ export async function reapIdle(task: { config: Config }): Promise<string[]> {
  * first, skipping running tasks and always_on ones until the emergency band, which stops the largest by
  * real use), and answers whether wakes and creates may go on.
  */
-export async function relievePressure(task: { config: Config; admissionOpen: boolean }): Promise<{ availablePct: number; band: Band; admissionOpen: boolean; stopped: string[] }> {
+export async function relievePressure(task: { config: Config; admissionOpen: boolean }): Promise<{ availablePct: number; totalBytes: number; availableBytes: number; band: Band; admissionOpen: boolean; stopped: string[] }> {
   const { config } = task;
   const { store, runtime, log } = workerContext(config, 'pressure');
-  const availablePct = availablePercent(await readFile(config.pressure.meminfoPath, 'utf8'));
+  const { totalBytes, availableBytes } = readMeminfo(await readFile(config.pressure.meminfoPath, 'utf8'));
+  const availablePct = (availableBytes / totalBytes) * 100;
   const band = bandOf(availablePct, config.pressure);
   const stopped: string[] = [];
   if (band !== 'normal') {
@@ -64,5 +65,5 @@ export async function relievePressure(task: { config: Config; admissionOpen: boo
       }
     }
   }
-  return { availablePct, band, admissionOpen: admissionAfter(task.admissionOpen, availablePct, config.pressure), stopped };
+  return { availablePct, totalBytes, availableBytes, band, admissionOpen: admissionAfter(task.admissionOpen, availablePct, config.pressure), stopped };
 }

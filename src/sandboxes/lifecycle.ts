@@ -60,7 +60,7 @@ export class Lifecycle {
     const image = input.image ?? this.config.image;
     const resources = this.resolveResources(input.resources);
     await this.checkCreatable(id, input.name, image);
-    this.admission.check('create a sandbox');
+    this.admission.check('create a sandbox', resources.memoryMb);
 
     return this.locks.run(id, async () => {
       const now = Date.now();
@@ -108,7 +108,7 @@ export class Lifecycle {
         const live = await this.runtime.inspect(id);
         if (live?.running) return rec;
       }
-      this.admission.check('start a sandbox');
+      this.admission.check('start a sandbox', rec.memoryMb);
       const from: Status[] = ['running', 'stopped', 'error', 'destroyed'];
       const starting = this.store.sandboxes.transition(id, from, 'starting', reason, { statusDetail: null }) ?? this.conflict(rec, 'start');
       this.audit(actor, 'sandbox.start', id, 'ok', { reason });

@@ -2,13 +2,13 @@ import type { Config } from '../config.ts';
 
 export type Band = 'normal' | 'soft' | 'hard' | 'emergency';
 
-/** Percent of host memory available, from a /proc/meminfo text (MemAvailable / MemTotal). */
-export function availablePercent(meminfo: string): number {
+/** Host memory in bytes, from a /proc/meminfo text. */
+export function readMeminfo(meminfo: string): { totalBytes: number; availableBytes: number } {
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)\\s*kB`, 'm').exec(meminfo)?.[1] ?? NaN);
   const total = kb('MemTotal');
   const available = kb('MemAvailable');
   if (!(total > 0) || !(available >= 0)) throw new Error('meminfo has no MemTotal/MemAvailable');
-  return (available / total) * 100;
+  return { totalBytes: total * 1024, availableBytes: available * 1024 };
 }
 
 /** Which band an availability falls in. */

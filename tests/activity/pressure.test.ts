@@ -6,7 +6,8 @@ import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';
 describe('memory pressure', () => {
   let d: Daemon;
   let meminfo: string;
-  const setAvailable = (pct: number) => writeFileSync(meminfo, `MemTotal:       1000000 kB\nMemFree:         1000 kB\nMemAvailable:   ${pct * 10000} kB\n`);
+  // A 95 GiB host: large enough that one start never moves the percentage much.
+  const setAvailable = (pct: number) => writeFileSync(meminfo, `MemTotal:       100000000 kB\nMemFree:         1000 kB\nMemAvailable:   ${pct * 1000000} kB\n`);
 
   beforeAll(async () => {
     meminfo = join('/tmp', `sandboxd-meminfo-${process.pid}-${Date.now()}`);
@@ -60,4 +61,27 @@ describe('memory pressure', () => {
     expect((await status(big)).reason).toBe('memory_pressure');
     expect((await status(small)).status).toBe('running');
   }, 60_000);
+});
+
+describe('predictive admission', () => {
+  let d: Daemon;
+  let meminfo: string;
+
+  beforeAll(async () => {
+    meminfo = join('/tmp', `sandboxd-meminfo-adm-${process.pid}-${Date.now()}`);
+    // ~977 MiB in all, 30% (~293 MiB) available: above every band.
+    writeFileSync(meminfo, 'MemTotal:       1000000 kB\nMemAvailable:    300000 kB\n');
+    d = await startDaemon({ env: { SANDBOXD_MEMINFO_PATH: meminfo, SANDBOXD_PRESSURE_TICK_S: '1' } });
+    await new Promise((r) => setTimeout(r, 1500)); // one reading taken
+  });
+  afterAll(() => d?.cleanup());
+
+  it('refuses a create whose expected footprint would take memory under the floor, and admits a smaller one', async () => {
+    const big = await d.api('POST', '/v1/sandboxes', { resources: { memory_mb: 256 } });
+    expect(big.status).toBe(503);
+    expect(big.body.error.message).toMatch(/would leave -?\d+\.\d% of memory available, under the 10% floor/);
+    expect(big.headers.get('retry-after')).toBe('10');
+    const small = await d.api('POST', '/v1/sandboxes', { resources: { memory_mb: 64 } });
+    expect(small.status).toBe(201);
+  });
 });
