@@ -36,7 +36,9 @@ export class WorkerPool {
     this.execActive++;
     const { port1, port2 } = new MessageChannel();
     const result = this.pool.run({ config: this.config, exec: task, port: port2 }, { filename: execFile, name: 'runExec', transferList: [port2] }) as Promise<ExecResult>;
-    result.finally(() => (port1.close(), this.execActive--)).catch(() => undefined);
+    // The handle closes the port once the worker's `end` marker has come through: closing it when the result
+    // arrives (on piscina's own channel) could drop output still queued on the port. Only a failed task closes it here.
+    result.then(() => this.execActive--, () => (port1.close(), this.execActive--));
     return new ExecHandle(port1, result);
   }
 

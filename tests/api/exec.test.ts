@@ -116,6 +116,16 @@ describe('exec', () => {
     expect(lines[0]!.at - t0).toBeLessThan(exit.at - t0 - 250);
   });
 
+  it('delivers the output printed just before exit on every streamed run', async () => {
+    for (let i = 0; i < 15; i++) {
+      const res = await fetch(`${d.url}/v1/sandboxes/${id}/exec`, {
+        method: 'POST', headers: { accept: 'text/event-stream' }, body: JSON.stringify({ cmd: ['sh', '-c', `echo first; sleep 0.05; echo last-${i}`] }),
+      });
+      const events = await readSse(res);
+      expect(events.filter((e) => e.event === 'stdout').map((e) => e.data.data).join(''), `run ${i}`).toBe(`first\nlast-${i}\n`);
+    }
+  });
+
   it('wakes a stopped sandbox to run a command and says so', async () => {
     expect((await d.api('POST', `/v1/sandboxes/${id}/stop`)).body.status).toBe('stopped');
     const r = await exec({ cmd: ['echo', 'awake'] });
