@@ -1,20 +1,6 @@
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
-
-/** A request to the gateway with a chosen Host header (fetch cannot set Host). */
-function viaGateway(d: Daemon, host: string, path = '/', opts: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: d.gatewayPort, path, method: opts.method ?? 'GET', headers: { host, ...opts.headers } }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
 
 /** Counts `start` events of one container between now and when `during` settles. */
 async function countStarts(container: string, during: () => Promise<unknown>): Promise<number> {
@@ -45,7 +31,7 @@ describe('preview gateway', () => {
 
   it('serves a sandbox port by Host, with the id in any case and with a :port suffix', async () => {
     for (const h of [host(id), host(id).toUpperCase(), `${host(id)}:${d.gatewayPort}`, `s-${id}-3000.preview.localhost`]) {
-      const r = await viaGateway(d, h, '/index.html');
+      const r = await d.gateway(h, '/index.html');
       expect(r.status, h).toBe(200);
       expect(r.body).toContain('hello from the sandboxed test image');
     }
@@ -53,7 +39,7 @@ describe('preview gateway', () => {
 
   it('answers an unknown sandbox, an unpublished port and other hosts with a 404 page', async () => {
     for (const h of [host('01ARZ3NDEKTSV4RRFFQ69G5FAV'), host(id, 8080), 'localhost', 'example.com', `preview.localhost`, 's-x-1.preview.localhost', '']) {
-      const r = await viaGateway(d, h, '/index.html');
+      const r = await d.gateway(h, '/index.html');
       expect(r.status, h).toBe(404);
       expect(r.headers['content-type']).toMatch(/text\/html/);
     }
@@ -62,7 +48,7 @@ describe('preview gateway', () => {
   it('never reaches an API route, whatever the Host header', async () => {
     for (const h of ['127.0.0.1', `127.0.0.1:${d.port}`, `localhost:${d.port}`, host(id)]) {
       for (const path of ['/v1/sandboxes', '/sandboxes', '/healthz', '/openapi.json', '/metrics']) {
-        const r = await viaGateway(d, h, path);
+        const r = await d.gateway(h, path);
         expect(r.body, `${h}${path}`).not.toMatch(/"data"|"openapi"|sandboxd_|^ok$/);
       }
     }
@@ -73,7 +59,7 @@ describe('preview gateway', () => {
     const responses: { status: number; body: string }[] = [];
     const starts = await countStarts(`s-${id}`, async () => {
       responses.push(...(await Promise.all(Array.from({ length: 50 }, (_, i) =>
-        viaGateway(d, host(id), '/cgi-bin/echo', { method: 'POST', body: `payload-${i}`, headers: { 'content-type': 'text/plain' } })))));
+        d.gateway(host(id), '/cgi-bin/echo', { method: 'POST', body: `payload-${i}`, headers: { 'content-type': 'text/plain' } })))));
     });
     expect(starts).toBe(1);
     responses.forEach((r, i) => {
@@ -86,19 +72,19 @@ describe('preview gateway', () => {
   it('shows a browser the starting page during a slow wake, then the app on refresh', async () => {
     const slow = (await d.api('POST', '/v1/sandboxes', { env: { SERVE_DELAY: '2' } })).body.id;
     await d.api('POST', `/v1/sandboxes/${slow}/stop`);
-    const first = await viaGateway(d, host(slow), '/index.html', { headers: { accept: 'text/html,*/*' } });
+    const first = await d.gateway(host(slow), '/index.html', { headers: { accept: 'text/html,*/*' } });
     expect(first.status).toBe(200);
     expect(first.body).toMatch(/Starting…/);
     expect(first.body).toMatch(/http-equiv="refresh"/);
     await new Promise((r) => setTimeout(r, 3500));
-    const again = await viaGateway(d, host(slow), '/index.html', { headers: { accept: 'text/html,*/*' } });
+    const again = await d.gateway(host(slow), '/index.html', { headers: { accept: 'text/html,*/*' } });
     expect(again.body).toContain('hello from the sandboxed test image');
   });
 
   it('answers every waiter of a wake that does not finish within the hold with 503 and Retry-After', async () => {
     const never = (await d.api('POST', '/v1/sandboxes', { env: { SERVE_DELAY: '60' } })).body.id;
     await d.api('POST', `/v1/sandboxes/${never}/stop`);
-    const all = await Promise.all(Array.from({ length: 5 }, () => viaGateway(d, host(never), '/')));
+    const all = await Promise.all(Array.from({ length: 5 }, () => d.gateway(host(never), '/')));
     for (const r of all) {
       expect(r.status).toBe(503);
       expect(r.headers['retry-after']).toBe('5');

@@ -1,22 +1,9 @@
-import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../support/daemon.ts';
 
 const ALICE = { authorization: 'Bearer alice-secret-1' };
 const BOB = { authorization: 'Bearer bob-secret-22' };
 const ROOT = { authorization: 'Bearer root-secret-333' };
-
-function viaGateway(d: Daemon, host: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: d.gatewayPort, path, headers: { host, ...headers } }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('private previews', () => {
   let d: Daemon;
@@ -33,45 +20,45 @@ describe('private previews', () => {
   afterAll(() => d?.cleanup());
 
   it('answers a request without a token with 401: a page for browsers, the error envelope for others', async () => {
-    const browser = await viaGateway(d, host(a), '/index.html', { accept: 'text/html' });
+    const browser = await d.gateway(host(a), '/index.html', { headers: { accept: 'text/html' } });
     expect(browser.status).toBe(401);
     expect(browser.body).toMatch(/This preview is private/);
-    const api = await viaGateway(d, host(a), '/index.html');
+    const api = await d.gateway(host(a), '/index.html');
     expect(JSON.parse(api.body).error.code).toBe('unauthorized');
   });
 
   it('swaps a valid ?token= for an HttpOnly cookie scoped to that preview host, which then opens the app', async () => {
     const { token, urls } = await mint(a);
     expect(urls['3000']).toBe(`http://${host(a)}:${d.gatewayPort}/?token=${token}`);
-    const swap = await viaGateway(d, host(a), `/index.html?x=1&token=${token}`);
+    const swap = await d.gateway(host(a), `/index.html?x=1&token=${token}`);
     expect(swap.status).toBe(302);
     expect(swap.headers.location).toBe('/index.html?x=1');
     const cookie = (swap.headers['set-cookie'] as string[])[0]!;
     expect(cookie).toMatch(/^sandboxed_preview=[^;]+; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
     expect(cookie).not.toMatch(/Domain=/i);
-    const page = await viaGateway(d, host(a), '/index.html', { cookie: cookie.split(';')[0]! });
+    const page = await d.gateway(host(a), '/index.html', { headers: { cookie: cookie.split(';')[0]! } });
     expect(page.status).toBe(200);
     expect(page.body).toContain('hello from the sandboxed test image');
   });
 
   it("refuses a token or cookie of sandbox A on sandbox B, an expired token, and a token bound to another port", async () => {
     const { token } = await mint(a);
-    expect((await viaGateway(d, host(b), `/?token=${token}`)).status).toBe(401);
-    expect((await viaGateway(d, host(b), '/', { cookie: `sandboxed_preview=${token}` })).status).toBe(401);
+    expect((await d.gateway(host(b), `/?token=${token}`)).status).toBe(401);
+    expect((await d.gateway(host(b), '/', { headers: { cookie: `sandboxed_preview=${token}` } })).status).toBe(401);
     const short = await mint(a, { ttl_s: 1 });
     await new Promise((r) => setTimeout(r, 2100));
-    expect((await viaGateway(d, host(a), `/?token=${short.token}`)).status).toBe(401);
-    expect((await viaGateway(d, host(a), '/', { cookie: `sandboxed_preview=${short.token}` })).status).toBe(401);
+    expect((await d.gateway(host(a), `/?token=${short.token}`)).status).toBe(401);
+    expect((await d.gateway(host(a), '/', { headers: { cookie: `sandboxed_preview=${short.token}` } })).status).toBe(401);
     const bound = await mint(b, { port: 3000 });
-    expect((await viaGateway(d, host(b), '/', { cookie: `sandboxed_preview=${bound.token}` })).status).toBe(200);
-    expect((await viaGateway(d, host(a), '/', { cookie: `sandboxed_preview=${bound.token}` })).status).toBe(401);
-    expect((await viaGateway(d, host(a), '/', { cookie: `sandboxed_preview=${token.slice(0, -2)}xx` })).status).toBe(401);
+    expect((await d.gateway(host(b), '/', { headers: { cookie: `sandboxed_preview=${bound.token}` } })).status).toBe(200);
+    expect((await d.gateway(host(a), '/', { headers: { cookie: `sandboxed_preview=${bound.token}` } })).status).toBe(401);
+    expect((await d.gateway(host(a), '/', { headers: { cookie: `sandboxed_preview=${token.slice(0, -2)}xx` } })).status).toBe(401);
   });
 
   it("opens with the owner's or an admin's API token, not another tenant's", async () => {
-    expect((await viaGateway(d, host(a), '/index.html', ALICE)).status).toBe(200);
-    expect((await viaGateway(d, host(a), '/index.html', ROOT)).status).toBe(200);
-    expect((await viaGateway(d, host(a), '/index.html', BOB)).status).toBe(401);
+    expect((await d.gateway(host(a), '/index.html', { headers: ALICE })).status).toBe(200);
+    expect((await d.gateway(host(a), '/index.html', { headers: ROOT })).status).toBe(200);
+    expect((await d.gateway(host(a), '/index.html', { headers: BOB })).status).toBe(401);
     expect((await d.api('POST', `/v1/sandboxes/${a}/preview-tokens`, {}, BOB)).status).toBe(404);
   });
 
@@ -80,18 +67,18 @@ describe('private previews', () => {
     await d.api('PUT', `/v1/sandboxes/${a}/files`, { path: 'cgi-bin/env', content: cgi }, ALICE);
     await d.api('POST', `/v1/sandboxes/${a}/exec`, { cmd: ['chmod', '755', 'cgi-bin/env'] }, ALICE);
     const { token } = await mint(a);
-    const viaApi = await viaGateway(d, host(a), '/cgi-bin/env', { ...ALICE, cookie: 'app=1' });
+    const viaApi = await d.gateway(host(a), '/cgi-bin/env', { headers: { ...ALICE, cookie: 'app=1' } });
     expect(viaApi.body).toBe('auth=\ncookie=app=1\n');
-    const viaCookie = await viaGateway(d, host(a), '/cgi-bin/env', { cookie: `app=2; sandboxed_preview=${token}` });
+    const viaCookie = await d.gateway(host(a), '/cgi-bin/env', { headers: { cookie: `app=2; sandboxed_preview=${token}` } });
     expect(viaCookie.body).toBe('auth=\ncookie=app=2\n');
   });
 
   it('serves a port made public by port_visibility without a token', async () => {
     await d.api('POST', `/v1/sandboxes/${a}/exec`, { cmd: ['sh', '-c', 'httpd -p 3001 -h /home/sandbox/workspace/app'] }, ALICE);
-    const r = await viaGateway(d, host(a, 3001), '/index.html');
+    const r = await d.gateway(host(a, 3001), '/index.html');
     expect(r.status).toBe(200);
     // Control for the test above: on a public port an app's own Authorization header does reach the app.
-    const own = await viaGateway(d, host(a, 3001), '/cgi-bin/env', { authorization: 'Bearer app-own-token' });
+    const own = await d.gateway(host(a, 3001), '/cgi-bin/env', { headers: { authorization: 'Bearer app-own-token' } });
     expect(own.body).toContain('auth=Bearer app-own-token');
   });
 });

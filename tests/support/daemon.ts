@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -118,6 +119,19 @@ export class Daemon {
       // not JSON (healthz)
     }
     return { status: r.status, headers: r.headers, body: parsed as T, text };
+  }
+
+  /** A request to the preview gateway with a chosen Host header (fetch cannot set Host). */
+  gateway(host: string, path = '/', opts: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: this.gatewayPort, path, method: opts.method ?? 'GET', headers: { host, ...opts.headers } }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+      req.end(opts.body);
+    });
   }
 
   /** Ends the process (SIGKILL when `hard`), waiting for it to exit. */
