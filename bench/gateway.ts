@@ -9,21 +9,10 @@ import { ratio, summarize, timeIt, type BenchSection } from './stats.ts';
 
 const run = promisify(execFile);
 
-/** One GET; answers the status once the whole body has arrived. */
-function get(port: number, host: string, path: string, agent?: Agent): Promise<number> {
+/** One GET to address:port (with a Host header when given); answers the status once the whole body has arrived. */
+function get(address: string, port: number, path: string, opts: { host?: string; agent?: Agent } = {}): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { host }, ...(agent ? { agent } : { agent: false }) }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function getIp(ip: string, port: number, path: string, agent?: Agent): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: ip, port, path, ...(agent ? { agent } : { agent: false }) }, (res) => {
+    const req = request({ host: address, port, path, headers: opts.host ? { host: opts.host } : {}, agent: opts.agent ?? false }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
@@ -79,13 +68,13 @@ async function benchWake(d: Daemon, n: number): Promise<BenchSection['rows'][num
     for (let i = 0; i < n; i++) {
       await d.api('POST', `/v1/sandboxes/${id}/stop`);
       ours.push(await timeIt(async () => {
-        const status = await get(d.gatewayPort, host, '/index.html');
+        const status = await get('127.0.0.1', d.gatewayPort, '/index.html', { host });
         if (status !== 200) throw new Error(`wake answered ${status}`);
       }));
       await run('docker', ['stop', '-t', '2', name]);
       base.push(await timeIt(async () => {
         await run('docker', ['start', name]);
-        await untilServed(() => getIp(ip, 3000, '/index.html'));
+        await untilServed(() => get(ip, 3000, '/index.html'));
       }));
     }
     const o = summarize(ours);
@@ -109,8 +98,8 @@ export async function benchGateway(opts: { wakeN: number; loadMs: number; concur
     const id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
     const ip = (await d.api('GET', `/v1/sandboxes/${id}`)).body.container.ip as string;
     const host = `s-${id.toLowerCase()}-3000.preview.localhost`;
-    const direct = await load((a) => getIp(ip, 3000, '/index.html', a), opts.concurrency, opts.loadMs);
-    const ours = await load((a) => get(d.gatewayPort, host, '/index.html', a), opts.concurrency, opts.loadMs);
+    const direct = await load((agent) => get(ip, 3000, '/index.html', { agent }), opts.concurrency, opts.loadMs);
+    const ours = await load((agent) => get('127.0.0.1', d.gatewayPort, '/index.html', { host, agent }), opts.concurrency, opts.loadMs);
     const dir = summarize(direct.latencies);
     const gw = summarize(ours.latencies);
     rows.push({ figure: `gateway GET (${opts.concurrency} keep-alive clients)`, value: gw, baseline: 'the same GET direct to the container', baselineValue: dir, ratio: ratio(gw, dir) });
@@ -124,8 +113,8 @@ export async function benchGateway(opts: { wakeN: number; loadMs: number; concur
       setTimeout(() => resolve(true), 200);
     });
     if (spawned) {
-      await untilServed(() => get(caddyPort, 'bench', '/index.html'));
-      const viaCaddy = await load((a) => get(caddyPort, 'bench', '/index.html', a), opts.concurrency, opts.loadMs);
+      await untilServed(() => get('127.0.0.1', caddyPort, '/index.html'));
+      const viaCaddy = await load((agent) => get('127.0.0.1', caddyPort, '/index.html', { agent }), opts.concurrency, opts.loadMs);
       const cd = summarize(viaCaddy.latencies);
       rows.push({ figure: `gateway GET (${opts.concurrency} keep-alive clients)`, value: gw, baseline: `Caddy ${(await run('caddy', ['version'])).stdout.split(' ')[0]} reverse_proxy to the same container`, baselineValue: cd, ratio: ratio(gw, cd) });
       notes.push(`Throughput: Caddy ${viaCaddy.rps.toFixed(0)} req/s.`);
