@@ -80,7 +80,11 @@ export class DockerRuntime implements Runtime {
       Image: spec.image,
       User: '1000:1000',
       WorkingDir: '/home/sandbox',
-      Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), 'HOME=/home/sandbox'],
+      // The sandbox's own env comes after ours, so a PORT it sets wins.
+      Env: [
+        `PORT=${spec.ports[0] ?? 3000}`, `SANDBOXED_PORTS=${spec.ports.join(',')}`,
+        ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), 'HOME=/home/sandbox',
+      ],
       Labels: { [LABEL_MANAGED]: 'true', [LABEL_ID]: spec.sandboxId, [LABEL_INSTANCE]: this.opts.instance },
       HostConfig: {
         Init: true,

@@ -3,6 +3,8 @@ export interface SandboxSpec {
   sandboxId: string;
   image: string;
   env: Record<string, string>;
+  /** Preview ports: the first is the dev server's (PORT), all of them are in SANDBOXED_PORTS. */
+  ports: number[];
   workspaceDir: string;
   memoryMb: number;
   cpus: number;
