@@ -26,6 +26,8 @@ done
 if [ -f .env ]; then set -a; . ./.env; set +a; fi
 datadir=${SANDBOXED_DATA_DIR:-/var/lib/sandboxed}
 run() { if $dry; then echo "    would run: $*"; else "$@"; fi; }
+# remove KIND ID COMMAND...: runs the command and says what went (or, with --dry-run, what would).
+remove() { local what="$1 $2"; shift 2; if $dry; then echo "    would remove $what"; else "$@" >/dev/null && echo "    removed $what"; fi; }
 compose() { if docker compose version >/dev/null 2>&1; then docker compose "$@"; else docker-compose "$@"; fi; }
 
 if $data && ! $yes && ! $dry; then
@@ -43,17 +45,17 @@ if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/nul
 fi
 
 echo "==> containers labelled sandboxed.managed=true"
-for c in $(docker ps -aq --filter label=sandboxed.managed=true); do run docker rm -f "$c" >/dev/null; echo "    removed container $c"; done
+for c in $(docker ps -aq --filter label=sandboxed.managed=true); do remove container "$c" docker rm -f "$c"; done
 
 echo "==> networks and volumes labelled sandboxed.managed=true"
-for n in $(docker network ls -q --filter label=sandboxed.managed=true); do run docker network rm "$n" >/dev/null; echo "    removed network $n"; done
+for n in $(docker network ls -q --filter label=sandboxed.managed=true); do remove network "$n" docker network rm "$n"; done
 if $data; then
-  for v in $(docker volume ls -q --filter label=sandboxed.managed=true); do run docker volume rm "$v" >/dev/null; echo "    removed volume $v"; done
+  for v in $(docker volume ls -q --filter label=sandboxed.managed=true); do remove volume "$v" docker volume rm "$v"; done
 fi
 
 if $images; then
   echo "==> images sandboxed/*"
-  for i in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^sandboxed/' || true); do run docker rmi "$i" >/dev/null; echo "    removed image $i"; done
+  for i in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^sandboxed/' || true); do remove image "$i" docker rmi "$i"; done
 fi
 
 if $data; then
@@ -61,8 +63,7 @@ if $data; then
   case $datadir in
     ""|/|/home|/root|/var|/var/lib|/usr|/etc) echo "error: refusing to delete $datadir" >&2; exit 1 ;;
   esac
-  run rm -rf -- "$datadir"
-  echo "    deleted"
+  remove directory "$datadir" rm -rf -- "$datadir"
 else
   echo "==> kept your workspaces and state in $datadir"
 fi

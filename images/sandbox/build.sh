@@ -14,7 +14,7 @@ if [ -n "$ca" ] && [ ! -r "$ca" ]; then
 fi
 
 inputs=$( { printf '%s\n' "${packages[@]}"; docker image inspect -f '{{.Id}}' sandboxed/base:bookworm; \
-  find "$here" -type f ! -name build.sh -print0 | sort -z | xargs -0 sha256sum; [ -n "$ca" ] && sha256sum < "$ca"; } | sha256sum | cut -c1-16)
+  find "$here" -type f ! -name build.sh -print0 | sort -z | xargs -0 sha256sum; if [ -n "$ca" ]; then sha256sum < "$ca"; fi; } | sha256sum | cut -c1-16)
 if [ "${1:-}" != "--force" ] && [ "$(docker image inspect -f '{{index .Config.Labels "sandboxed.inputs"}}' "$image" 2>/dev/null)" = "$inputs" ]; then
   echo "sandbox image $image: up to date"
   exit 0
