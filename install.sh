@@ -34,10 +34,8 @@ else
   cp .env.example .env
   echo "    wrote .env from .env.example"
 fi
-set -a
-# shellcheck disable=SC1091
-. ./.env
-set +a
+# shellcheck source=scripts/load-env.sh
+. scripts/load-env.sh
 took
 
 step "npm (stages the images' Node packages)" "Install Node.js and npm, or run as root on Debian/Ubuntu so apt can."

@@ -23,7 +23,8 @@ for arg in "$@"; do
   esac
 done
 
-if [ -f .env ]; then set -a; . ./.env; set +a; fi
+# shellcheck source=scripts/load-env.sh
+. scripts/load-env.sh
 datadir=${SANDBOXED_DATA_DIR:-/var/lib/sandboxed}
 run() { if $dry; then echo "    would run: $*"; else "$@"; fi; }
 # remove KIND ID COMMAND...: runs the command and says what went (or, with --dry-run, what would).
