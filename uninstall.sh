@@ -54,6 +54,12 @@ if $data; then
   for v in $(docker volume ls -q --filter label=sandboxed.managed=true); do remove volume "$v" docker volume rm "$v"; done
 fi
 
+echo "==> the host rule that shields this host from sandbox bridges"
+while iptables -C INPUT -i sbx+ -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP 2>/dev/null; do
+  remove rule "INPUT -i sbx+" iptables -D INPUT -i sbx+ -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP
+  $dry && break
+done
+
 if $images; then
   echo "==> images sandboxed/*"
   for i in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^sandboxed/' || true); do remove image "$i" docker rmi "$i"; done

@@ -20,6 +20,7 @@ export interface Config {
   tokens: ApiToken[];
   instance: string;
   network: string;
+  hostFirewall: boolean;
   image: string;
   allowedImages: string[];
   defaults: { memoryMb: number; cpus: number; pids: number };
@@ -96,6 +97,7 @@ export function loadConfig(env: Env): Config {
     authDisabled,
     tokens,
     instance: p.match('SANDBOXD_INSTANCE', 'default', /^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, . _ -'),
+    hostFirewall: p.bool('SANDBOXD_HOST_FIREWALL', true),
     network: p.match('SANDBOXD_NETWORK', 'sandboxed', /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'letters, digits, . _ -'),
     image,
     allowedImages: [image, ...p.list('SANDBOXD_ALLOWED_IMAGES')],

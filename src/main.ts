@@ -43,6 +43,16 @@ async function main(): Promise<void> {
     log.error('the container runtime is not usable; is Docker running and /var/run/docker.sock reachable?', { error: errorMessage(err) });
     process.exit(1);
   }
+  if (config.hostFirewall) {
+    try {
+      await runtime.protectHost();
+    } catch (err) {
+      log.error('cannot shield the host from sandboxes (it takes root or CAP_NET_ADMIN and iptables); fix that, or set SANDBOXD_HOST_FIREWALL=false to run without it', { error: errorMessage(err) });
+      process.exit(1);
+    }
+  } else {
+    log.warn('SANDBOXD_HOST_FIREWALL=false: sandboxes can open connections to services on this host');
+  }
 
   const pool = new WorkerPool(config, log);
   const report = await pool.reconcile(true);

@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { RECORD_PID_AND_EXEC, SIGNAL_RECORDED } from './sandbox-scripts.ts';
@@ -18,6 +20,12 @@ export interface DockerRuntimeOptions {
 }
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
+const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+/** Every sandbox bridge's interface name starts with this, so one host rule covers them all. */
+const BRIDGE_PREFIX = 'sbx';
+/** New connections from a sandbox bridge to the host are dropped; replies to the host's own connections pass. */
+const HOST_RULE = ['INPUT', '-i', `${BRIDGE_PREFIX}+`, '-m', 'conntrack', '!', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'DROP'];
+const run = promisify(execFile);
 /** The Runtime over the Docker Engine API (never the docker CLI). */
 export class DockerRuntime implements Runtime {
   private docker: Docker;
@@ -47,7 +55,7 @@ export class DockerRuntime implements Runtime {
           Name: network,
           Driver: 'bridge',
           CheckDuplicate: true,
-          Options: { [ICC_OPTION]: 'false' },
+          Options: { [ICC_OPTION]: 'false', [BRIDGE_NAME_OPTION]: `${BRIDGE_PREFIX}${createHash('sha256').update(network).digest('hex').slice(0, 10)}` },
           Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: this.opts.instance },
         });
       } catch (err) {
@@ -58,6 +66,21 @@ export class DockerRuntime implements Runtime {
     }
     if (info.Driver !== 'bridge' || info.Options?.[ICC_OPTION] !== 'false') {
       throw new Error(`Docker network '${network}' exists but lets containers reach each other (${ICC_OPTION} is not false); remove it (docker network rm ${network}) or set SANDBOXD_NETWORK to another name`);
+    }
+    this.bridge = info.Options?.[BRIDGE_NAME_OPTION];
+  }
+
+  private bridge: string | undefined;
+
+  async protectHost(): Promise<void> {
+    if (!this.bridge?.startsWith(BRIDGE_PREFIX)) {
+      throw new Error(`Docker network '${this.opts.network}' was not created by sandboxd (its bridge is not named ${BRIDGE_PREFIX}*), so the host cannot be shielded from it; remove the network (docker network rm ${this.opts.network}) and start again`);
+    }
+    try {
+      await run('iptables', ['-C', ...HOST_RULE]);
+    } catch {
+      // -C fails when the rule is missing: add it first in the chain, ahead of any ACCEPT.
+      await run('iptables', ['-I', HOST_RULE[0]!, '1', ...HOST_RULE.slice(1)]);
     }
   }
 

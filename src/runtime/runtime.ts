@@ -69,6 +69,8 @@ export interface Runtime {
   ping(): Promise<void>;
   /** Creates the sandbox network if missing; refuses one that lets sandboxes talk to each other. */
   ensureNetwork(): Promise<void>;
+  /** Stops sandboxes from opening connections to the host itself (its services, the API on any address). */
+  protectHost(): Promise<void>;
   imageExists(image: string): Promise<boolean>;
   /** Creates (does not start) the hardened container for a sandbox; answers its container id. */
   create(spec: SandboxSpec): Promise<string>;
