@@ -24,8 +24,4 @@ export class AuditLog {
       Date.now(), e.actor, e.action, e.sandboxId ?? null, e.requestId ?? null, e.outcome, e.detail ? JSON.stringify(e.detail) : null,
     );
   }
-
-  forSandbox(sandboxId: string): { at: number; actor: string; action: string; outcome: string }[] {
-    return this.db.all('SELECT at, actor, action, outcome FROM audit_log WHERE sandbox_id = ? ORDER BY seq', sandboxId);
-  }
 }
