@@ -36,6 +36,7 @@ export interface Config {
   pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string; startFootprintMb: number };
   keepaliveMaxS: number;
   stopGraceS: number;
+  tasks: { timeoutS: number; maxTimeoutS: number; cancelGraceS: number; buildTimeoutS: number; healthWaitS: number; heartbeatS: number };
   reconcileIntervalS: number;
   creatingStuckS: number;
   reconcileRemoveOrphans: boolean;
@@ -130,6 +131,14 @@ export function loadConfig(env: Env): Config {
     },
     keepaliveMaxS: p.int('SANDBOXD_KEEPALIVE_MAX_S', 86400, 1, 30 * 86400),
     stopGraceS: p.int('SANDBOXD_STOP_GRACE_S', 10, 0, 600),
+    tasks: {
+      timeoutS: p.int('SANDBOXD_TASK_TIMEOUT_S', 600, 1, 86400),
+      maxTimeoutS: p.int('SANDBOXD_TASK_MAX_TIMEOUT_S', 7200, 1, 7 * 86400),
+      cancelGraceS: p.int('SANDBOXD_TASK_CANCEL_GRACE_S', 5, 0, 600),
+      buildTimeoutS: p.int('SANDBOXD_TASK_BUILD_TIMEOUT_S', 300, 1, 3600),
+      healthWaitS: p.int('SANDBOXD_TASK_HEALTH_WAIT_S', 10, 0, 600),
+      heartbeatS: p.int('SANDBOXD_SSE_HEARTBEAT_S', 15, 1, 3600),
+    },
     reconcileIntervalS: p.int('SANDBOXD_RECONCILE_INTERVAL_S', 30, 1, 3600),
     creatingStuckS: p.int('SANDBOXD_CREATING_STUCK_S', 300, 10, 86400),
     reconcileRemoveOrphans: p.bool('SANDBOXD_RECONCILE_REMOVE_ORPHANS', false),

@@ -13,6 +13,7 @@ import { Activity } from './sandboxes/activity.ts';
 import { Admission } from './sandboxes/admission.ts';
 import { Lifecycle } from './sandboxes/lifecycle.ts';
 import { openStore } from './store/index.ts';
+import { Tasks } from './tasks/service.ts';
 import { Workspaces } from './workspaces/workspaces.ts';
 import { runtimeFor } from '../threads/context.ts';
 
@@ -65,7 +66,10 @@ async function main(): Promise<void> {
   store.activity.clearLeases();
   const activity = new Activity(store.activity);
   const previewTokens = PreviewTokens.load(config.previewSecret, config.dataDir);
-  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, activity, previewTokens, log });
+  const tasks = new Tasks({ config, store, pool, lifecycle, activity, log: createLogger(config.logLevel, 'tasks') });
+  const resumed = tasks.resume();
+  if (resumed) log.info('re-attached to tasks left running by the previous daemon', { tasks: resumed });
+  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, activity, previewTokens, tasks, log });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });

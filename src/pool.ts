@@ -1,4 +1,4 @@
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from './config.ts';
 import { errorMessage, type Logger } from './log.ts';
@@ -10,6 +10,7 @@ import type { ReconcileReport } from './sandboxes/reconcile.ts';
 const reconcilerFile = new URL('../threads/reconciler.ts', import.meta.url).href;
 const execFile = new URL('../threads/exec.ts', import.meta.url).href;
 const reapersFile = new URL('../threads/reapers.ts', import.meta.url).href;
+const tasksFile = new URL('../threads/tasks.ts', import.meta.url).href;
 
 /** The worker pool that runs everything long-lived or heavy, off the thread that answers requests. */
 export class WorkerPool {
@@ -40,6 +41,16 @@ export class WorkerPool {
     // arrives (on piscina's own channel) could drop output still queued on the port. Only a failed task closes it here.
     result.then(() => this.execActive--, () => (port1.close(), this.execActive--));
     return new ExecHandle(port1, result);
+  }
+
+  /**
+   * Runs an agent task (or re-attaches to one) in a worker; its events arrive on `port` once committed,
+   * and `stop` goes back the same way. `done` settles when the task has ended.
+   */
+  task(taskId: string, env: Record<string, string>, attach: boolean): { port: MessagePort; done: Promise<string> } {
+    const { port1, port2 } = new MessageChannel();
+    const done = this.pool.run({ config: this.config, taskId, env, attach, port: port2 }, { filename: tasksFile, name: 'runTask', transferList: [port2] }) as Promise<string>;
+    return { port: port1, done };
   }
 
   /** Starts the reconciler, the event follower, the idle reaper and the pressure watch; they live as long as the pool. */

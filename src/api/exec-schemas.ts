@@ -1,12 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
-
-const NoNul = '^[^\\u0000]*$';
+import { EnvMap, NoNul } from './schemas.ts';
 
 const ExecFields = {
   cmd: Type.Array(Type.String({ maxLength: 131072, pattern: NoNul }), { minItems: 1, maxItems: 4096, description: 'argv, e.g. ["bash","-lc","npm run build"].' }),
-  env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 32768, pattern: NoNul }), {
-    maxProperties: 128, additionalProperties: false, description: 'Added to the sandbox env for this command.',
-  })),
+  env: Type.Optional(EnvMap('Added to the sandbox env for this command.')),
   cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: NoNul, description: 'Relative to ~/workspace/app, or ~/..., or absolute. Default ~/workspace/app.' })),
   timeout_s: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'Kill the whole process tree after this long.' })),
   stdin: Type.Optional(Type.String({ maxLength: 1 << 20, description: 'Written to the command, then end-of-file.' })),

@@ -16,7 +16,6 @@ const HOME = '/home/sandbox';
 const APP_DIR = `${HOME}/workspace/app`;
 const DEFAULT_TIMEOUT_S = 60;
 const OUTPUT_CAP_BYTES = 1 << 20;
-const HEARTBEAT_MS = 15_000;
 
 /** Where a command runs: relative paths are under ~/workspace/app, `~/` is home, absolute stays absolute. */
 export function resolveCwd(cwd: string | undefined): string {
@@ -71,7 +70,7 @@ function execRoute(readme: boolean) {
       // A client gone mid-command: the README route lets it run on; /v1 ends it.
       handle.abandon(readme ? undefined : 'KILL');
     });
-    if (streaming) return streamExec(ctx.res, handle, wake, () => (finished = true));
+    if (streaming) return streamExec(ctx.res, handle, wake, ctx.deps.config.tasks.heartbeatS * 1000, () => (finished = true));
     let result: ExecResult;
     try {
       result = await handle.result;
@@ -85,13 +84,13 @@ function execRoute(readme: boolean) {
 }
 
 /** Server-Sent Events: `stdout`/`stderr` frames as output arrives, then `exit` (or `error`); heartbeats keep proxies from closing it. */
-async function streamExec(res: ServerResponse, handle: ExecHandle, wake: boolean, markFinished: () => void): Promise<void> {
+async function streamExec(res: ServerResponse, handle: ExecHandle, wake: boolean, heartbeatMs: number, markFinished: () => void): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.flushHeaders();
   if (wake) res.write(sseFrame('wake', { wake: true }));
   // The worker has framed the output already; this thread only hands bytes to the socket.
   handle.onOutput((data) => res.write(data, () => handle.ack(data.length)));
-  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), HEARTBEAT_MS);
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
   try {
     const result = await handle.result;
     res.write(sseFrame('exit', { exit_code: result.exit_code, duration_ms: result.duration_ms, timed_out: result.timed_out }));

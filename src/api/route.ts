@@ -10,6 +10,7 @@ import type { WorkerPool } from '../pool.ts';
 import type { Activity } from '../sandboxes/activity.ts';
 import type { Lifecycle } from '../sandboxes/lifecycle.ts';
 import type { Store } from '../store/index.ts';
+import type { Tasks } from '../tasks/service.ts';
 import type { Workspaces } from '../workspaces/workspaces.ts';
 import type { Caller } from './auth.ts';
 
@@ -24,6 +25,7 @@ export interface ApiDeps {
   workspaces: Workspaces;
   activity: Activity;
   previewTokens: PreviewTokens;
+  tasks: Tasks;
   log: Logger;
 }
 

@@ -5,6 +5,15 @@ import { STATUSES } from '../store/sandboxes.ts';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535, description: 'A TCP port the app listens on inside the sandbox.' });
 const EnvKey = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
+/** Text that may not hold a NUL byte (argv, env values, paths). */
+export const NoNul = '^[^\\u0000]*$';
+
+/** Environment variables: names a shell accepts, values without NUL. */
+export function EnvMap(description: string) {
+  return Type.Record(Type.String({ pattern: EnvKey }), Type.String({ maxLength: 32768, pattern: NoNul }), {
+    maxProperties: 128, additionalProperties: false, description,
+  });
+}
 const LabelKey = '^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$';
 const Text256 = Type.String({ minLength: 1, maxLength: 256 });
 
@@ -28,9 +37,7 @@ export const CreateSandbox = Type.Object({
   id: Type.Optional(Type.String({ pattern: '^[0-9A-HJKMNP-TVa-hjkmnp-tv-z]{26}$', description: 'A ULID (any case); generated when absent.' })),
   name: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,63}$', description: 'Unique name, usable wherever an id is.' })),
   ports: Type.Optional(Type.Array(Port, { minItems: 1, maxItems: 16, uniqueItems: true, description: 'Preview ports; default [3000].' })),
-  env: Type.Optional(Type.Record(Type.String({ pattern: EnvKey }), Type.String({ maxLength: 32768, pattern: '^[^\\u0000]*$' }), {
-    maxProperties: 128, additionalProperties: false, description: 'Injected into the container and every exec and task.',
-  })),
+  env: Type.Optional(EnvMap('Injected into the container and every exec and task.')),
   image: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   resources: Type.Optional(Type.Object({
     memory_mb: Type.Optional(Type.Integer({ minimum: 64 })),

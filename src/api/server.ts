@@ -14,12 +14,13 @@ import { parseJson, readBody, sendError, sendJson } from './http.ts';
 import { readmeRoutes } from './readme-routes.ts';
 import { compile, match, type ApiDeps, type Route, type WsRoute } from './route.ts';
 import { sandboxRoutes } from './sandboxes.ts';
+import { taskRoutes, taskWsRoutes } from './tasks.ts';
 import { attachWebSockets } from './upgrade.ts';
 import { validate } from './validate.ts';
 
 /** Every HTTP route the API serves, in match order. */
 export function allRoutes(): Route[] {
-  const routes: Route[] = [...sandboxRoutes, ...activityRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes, ...fileRoutes, ...archiveRoutes];
+  const routes: Route[] = [...sandboxRoutes, ...activityRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes, ...fileRoutes, ...archiveRoutes, ...taskRoutes];
   return [...healthRoutes(() => [...routes, ...execWsRoutes.map(wsRouteDoc)]), ...routes];
 }
 
@@ -112,7 +113,7 @@ export function createApiServer(deps: ApiDeps): Server {
       sendError(res, new AppError('internal', `internal error; quote request id ${requestId} when reporting it`), requestId);
     });
   });
-  attachWebSockets(server, execWsRoutes, deps, auth, requestIdOf);
+  attachWebSockets(server, [...execWsRoutes, ...taskWsRoutes], deps, auth, requestIdOf);
   return server;
 }
 

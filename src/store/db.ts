@@ -29,8 +29,23 @@ export class Db {
     return this.raw.prepare(sql).all(...params) as T[];
   }
 
-  /** Runs fn inside an IMMEDIATE transaction so concurrent writers queue on busy_timeout instead of failing mid-way. */
+  private depth = 0;
+
+  /**
+   * Runs fn inside an IMMEDIATE transaction so concurrent writers queue on busy_timeout instead of failing
+   * mid-way. Called inside another, it joins the outer transaction.
+   */
   tx<T>(fn: () => T): T {
+    if (this.depth > 0) return fn();
+    this.depth++;
+    try {
+      return this.outerTx(fn);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private outerTx<T>(fn: () => T): T {
     this.raw.exec('BEGIN IMMEDIATE');
     try {
       const out = fn();

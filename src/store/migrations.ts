@@ -78,4 +78,37 @@ export const migrations: readonly string[] = [
   ALTER TABLE sandboxes ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public';
   ALTER TABLE sandboxes ADD COLUMN port_visibility TEXT NOT NULL DEFAULT '{}';
   `,
+  `
+  CREATE TABLE tasks (
+    id             TEXT PRIMARY KEY,
+    sandbox_id     TEXT NOT NULL REFERENCES sandboxes (id) ON DELETE CASCADE,
+    owner          TEXT NOT NULL,
+    agent          TEXT NOT NULL,
+    model          TEXT,
+    prompt         TEXT NOT NULL,
+    timeout_s      INTEGER NOT NULL,
+    status         TEXT NOT NULL,
+    phase          TEXT NOT NULL,
+    reason         TEXT,
+    error          TEXT,
+    result         TEXT,
+    checkpoint     TEXT,
+    lines_read     INTEGER NOT NULL DEFAULT 0,
+    next_seq       INTEGER NOT NULL DEFAULT 1,
+    cancel_reason  TEXT,
+    created_at     INTEGER NOT NULL,
+    started_at     INTEGER,
+    finished_at    INTEGER
+  );
+  CREATE INDEX tasks_sandbox ON tasks (sandbox_id, created_at);
+  CREATE UNIQUE INDEX tasks_one_running ON tasks (sandbox_id) WHERE status = 'running';
+  CREATE TABLE task_events (
+    task_id  TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    seq      INTEGER NOT NULL,
+    type     TEXT NOT NULL,
+    data     TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (task_id, seq)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -1,0 +1,83 @@
+/**
+ * POSIX sh run inside the sandbox image around an agent task. Each takes its arguments as $0, $1, ...
+ * A task's files live in its own directory in the home, so they outlive the container and a restarted
+ * daemon finds them: `pid` (the agent's session leader), `out.jsonl` (its JSON output), `err.log`, `exit`.
+ */
+
+export const APP_DIR = '/home/sandbox/workspace/app';
+
+/** The task's directory inside the sandbox. */
+export function taskDir(taskId: string): string {
+  return `/home/sandbox/.sandboxed/tasks/${taskId}`;
+}
+
+const GIT = 'git -c user.name=sandboxed -c user.email=sandboxed@localhost -c commit.gpgsign=false -c core.hooksPath=/dev/null';
+
+/** Commits the app dir as it is (creating the repository if absent) and prints the commit; $0 = task id. */
+export const CHECKPOINT = [
+  'set -e',
+  `mkdir -p ${APP_DIR} && cd ${APP_DIR}`,
+  `if [ ! -d .git ]; then ${GIT} init -q; printf 'node_modules/\\n' >> .git/info/exclude; fi`,
+  `${GIT} add -A`,
+  `${GIT} commit -q --allow-empty --no-verify -m "sandboxed: checkpoint before task $0"`,
+  'git rev-parse HEAD',
+].join('\n');
+
+/**
+ * Starts argv ($0 = task dir, $@ = the agent) in the app dir, in a session of its own so that it outlives
+ * the exec that started it and can be signalled as a group; stdin is closed (an open stdin makes OpenCode
+ * wait forever). Prints the session leader's pid once it is recorded.
+ */
+export const LAUNCH = [
+  'd=$0',
+  `mkdir -p "$d" ${APP_DIR} || exit 1`,
+  `cd ${APP_DIR} || exit 1`,
+  'rm -f "$d/pid" "$d/exit"',
+  `setsid sh -c 'echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid"; "$@" < /dev/null > "$0/out.jsonl" 2> "$0/err.log"; echo $? > "$0/exit"' "$d" "$@" < /dev/null > /dev/null 2>&1 &`,
+  'i=0; while [ ! -s "$d/pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
+  'cat "$d/pid"',
+].join('\n');
+
+/**
+ * Prints the agent's output from line $1 on ($0 = task dir) as it is written, and ends once the agent has
+ * exited and every line is out. Exits 3 when the task never launched.
+ */
+export const FOLLOW = [
+  'd=$0',
+  '[ -s "$d/pid" ] || exit 3',
+  'touch "$d/out.jsonl"',
+  'exec tail -n +"$1" --pid="$(cat "$d/pid")" -s 0.2 -f "$d/out.jsonl"',
+].join('\n');
+
+/** Prints `<exit code or "none">` then the last 2 KB of the agent's stderr; $0 = task dir. */
+export const AGENT_EXIT = 'cat "$0/exit" 2>/dev/null || echo none\ntail -c 2000 "$0/err.log" 2>/dev/null || true';
+
+/** Prints the paths that differ from commit $0 (tracked and new, committed or not), one per line. */
+export const FILES_CHANGED = [
+  `cd ${APP_DIR} || exit 0`,
+  'git -c core.quotePath=false diff --name-only --no-renames "$0" -- && git -c core.quotePath=false ls-files --others --exclude-standard',
+].join('\n');
+
+/** Exit code when the app has no `build` script. */
+export const NO_BUILD = 200;
+
+/** Runs `npm run build` when package.json has a build script, for at most $0 s; prints the last 2 KB of its output. */
+export const BUILD_CHECK = [
+  `cd ${APP_DIR} 2>/dev/null || exit ${NO_BUILD}`,
+  `node -e 'process.exit(JSON.parse(require("fs").readFileSync("package.json","utf8")).scripts?.build ? 0 : ${NO_BUILD})' 2>/dev/null || exit ${NO_BUILD}`,
+  'out=$(timeout -k 5 "$0" npm run build 2>&1); code=$?',
+  'printf "%s" "$out" | tail -c 2000',
+  'exit $code',
+].join('\n');
+
+/** Prints the HTTP status the app answers on port $0 with, trying for up to $1 s while there is
+ * an app for the supervisor to start; 000 when nothing answers. */
+export const HEALTH_CHECK = [
+  'end=$(( $(date +%s) + $1 ))',
+  `[ -f ${APP_DIR}/package.json ] || end=0`,
+  'while :; do',
+  `  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$0/" 2>/dev/null)`,
+  '  if [ "$code" != 000 ] || [ "$(date +%s)" -ge "$end" ]; then echo "${code:-000}"; exit 0; fi',
+  '  sleep 0.5',
+  'done',
+].join('\n');

@@ -1,0 +1,286 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { Config } from '../src/config.ts';
+import { errorMessage, type Logger } from '../src/log.ts';
+import type { Runtime } from '../src/runtime/runtime.ts';
+import { SIGNAL_PID } from '../src/runtime/sandbox-scripts.ts';
+import type { TaskRecord } from '../src/store/tasks.ts';
+import type { Store } from '../src/store/index.ts';
+import { agentCommand } from '../src/tasks/agents.ts';
+import type { TaskEventBody, TaskOutcome, TaskPhase } from '../src/tasks/events.ts';
+import { normaliserFor, type Normaliser } from '../src/tasks/normalise.ts';
+import { redactor } from '../src/tasks/redact.ts';
+import type { TaskControl, TaskMessage } from '../src/tasks/protocol.ts';
+import {
+  AGENT_EXIT, BUILD_CHECK, CHECKPOINT, FILES_CHANGED, FOLLOW, HEALTH_CHECK, LAUNCH, NO_BUILD, taskDir,
+} from '../src/tasks/scripts.ts';
+import { workerContext } from './context.ts';
+
+const PHASES: TaskPhase[] = ['checkpoint', 'agent_running', 'build_check', 'health_check'];
+const SCRIPT_TIMEOUT_MS = 60_000;
+const HOME = '/home/sandbox';
+
+/** A task could not go on for a reason the outcome names. */
+class TaskFailure extends Error {
+  readonly reason: NonNullable<TaskOutcome['reason']>;
+
+  constructor(reason: NonNullable<TaskOutcome['reason']>, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/**
+ * Runs one agent task to its end in this worker, or re-attaches to one a previous daemon started
+ * (`attach`). Every event is committed to SQLite, then posted to the main thread for live listeners.
+ */
+export async function runTask(job: { config: Config; taskId: string; env: Record<string, string>; attach: boolean; port: MessagePort }): Promise<TaskOutcome['status'] | 'gone'> {
+  const ctx = workerContext(job.config, 'tasks');
+  const task = ctx.store.tasks.get(job.taskId);
+  if (!task || task.status !== 'running') return 'gone';
+  const run = new TaskRun(ctx, task, job);
+  job.port.on('message', (m: TaskControl) => {
+    if (m.t === 'stop') void run.stop();
+  });
+  try {
+    return await run.go();
+  } finally {
+    run.clearTimer();
+    job.port.close();
+  }
+}
+
+class TaskRun {
+  private store: Store;
+  private runtime: Runtime;
+  private log: Logger;
+  private config: Config;
+  private task: TaskRecord;
+  private env: Record<string, string>;
+  private attach: boolean;
+  private port: MessagePort;
+  private redact: (body: TaskEventBody) => TaskEventBody;
+  private normaliser: Normaliser;
+  private dir: string;
+  private agentPid: number | undefined;
+  private stopping = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(ctx: { store: Store; runtime: Runtime; log: Logger; config: Config }, task: TaskRecord, job: { env: Record<string, string>; attach: boolean; port: MessagePort }) {
+    this.store = ctx.store;
+    this.runtime = ctx.runtime;
+    this.log = ctx.log;
+    this.config = ctx.config;
+    this.task = task;
+    this.attach = job.attach;
+    this.port = job.port;
+    const sandboxEnv = this.store.sandboxes.get(task.sandboxId)?.env ?? {};
+    this.env = { ...sandboxEnv, ...job.env };
+    this.redact = redactor(this.env);
+    this.normaliser = normaliserFor(task.agent);
+    this.dir = taskDir(task.id);
+  }
+
+  async go(): Promise<TaskOutcome['status']> {
+    // The deadline counts from the submit, so a re-attached task keeps its original one.
+    const left = (this.task.startedAt ?? this.task.createdAt) + this.task.timeoutS * 1000 - Date.now();
+    this.timer = setTimeout(() => {
+      this.store.tasks.requestStop(this.task.id, 'agent_timeout');
+      void this.stop();
+    }, Math.max(0, left));
+    let outcome: TaskOutcome;
+    try {
+      outcome = await this.steps();
+    } catch (err) {
+      outcome = await this.failed(err);
+    }
+    const done = this.store.tasks.finish(this.task.id, outcome);
+    if (done) this.post({ t: 'events', events: [done] });
+    return outcome.status;
+  }
+
+  clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Stops the agent: SIGTERM to its whole session, SIGKILL after the grace period. Before launch, it keeps it from starting. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const pid = this.agentPid;
+    if (pid === undefined) return;
+    await this.script(SIGNAL_PID, ['signal', String(pid), 'TERM']).catch(() => undefined);
+    setTimeout(() => void this.script(SIGNAL_PID, ['signal', String(pid), 'KILL']).catch(() => undefined), this.config.tasks.cancelGraceS * 1000).unref();
+  }
+
+  private async steps(): Promise<TaskOutcome> {
+    const reached = PHASES.indexOf(this.task.phase);
+    if (this.attach && reached === 0) {
+      // The previous daemon stopped before it launched the agent: starting over is safe.
+      this.attach = false;
+    }
+    if (!this.attach) {
+      this.emit([{ type: 'status', phase: 'checkpoint' }]);
+      const cp = await this.script(CHECKPOINT, [this.task.id]);
+      const checkpoint = cp.code === 0 ? cp.stdout.trim() : null;
+      if (checkpoint === null) this.log.warn('git checkpoint failed; the task runs without one', { task: this.task.id, stderr: cp.stderr.slice(-300) });
+      this.task.checkpoint = checkpoint;
+      if (this.stopping) throw this.stopFailure();
+      this.emit([{ type: 'status', phase: 'agent_running' }], { phase: 'agent_running', checkpoint });
+      await this.launch();
+    } else {
+      const pid = await this.script('cat "$0/pid" 2>/dev/null', [this.dir]);
+      this.agentPid = Number(pid.stdout.trim()) || undefined;
+      if (this.stopping) (this.stopping = false, await this.stop());
+    }
+    const exit = await this.follow();
+    this.clearTimer();
+    // The agent's session leader is gone; whatever it left behind in its session goes too.
+    if (this.stopping && this.agentPid) await this.script(SIGNAL_PID, ['signal', String(this.agentPid), 'KILL']).catch(() => undefined);
+    const failure = this.agentFailure(exit);
+    if (failure) return this.outcome(failure);
+    let build: TaskOutcome['build'] = null;
+    if (!this.attach || reached < PHASES.indexOf('health_check')) {
+      if (!this.attach || reached < PHASES.indexOf('build_check')) this.emit([{ type: 'status', phase: 'build_check' }], { phase: 'build_check' });
+      build = await this.buildCheck();
+      if (build) this.emit([{ type: 'build', ...build }]);
+      this.emit([{ type: 'status', phase: 'health_check' }], { phase: 'health_check' });
+    }
+    const preview = await this.healthCheck();
+    return this.outcome(undefined, { build, preview });
+  }
+
+  private async launch(): Promise<void> {
+    const { cmd, env } = agentCommand({ agent: this.task.agent, prompt: this.task.prompt, model: this.task.model, taskId: this.task.id, env: this.env });
+    const r = await this.script(LAUNCH, [this.dir, ...cmd], HOME, env);
+    const pid = Number(r.stdout.trim());
+    if (r.code !== 0 || !Number.isInteger(pid) || pid <= 0) throw new TaskFailure('internal', `the agent could not be started: ${r.stderr.trim() || `exit code ${r.code}`}`);
+    this.agentPid = pid;
+    // A cancel that came while the agent was being started applies now.
+    if (this.stopping) {
+      this.stopping = false;
+      await this.stop();
+    }
+  }
+
+  /**
+   * Reads the agent's output file from its first line until the agent has exited. Lines the store has
+   * already turned into events (a re-attach) only rebuild the normaliser's state.
+   */
+  private async follow(): Promise<{ code: number | null; stderr: string }> {
+    const session = await this.runtime.exec(this.task.sandboxId, { cmd: ['/bin/sh', '-c', FOLLOW, this.dir, '1'], cwd: HOME });
+    let lineNo = 0;
+    let partial = '';
+    const already = this.task.linesRead;
+    const consume = (line: string) => {
+      lineNo++;
+      const bodies = this.normaliser.line(line);
+      if (lineNo > already && bodies.length) this.emit(bodies, { linesRead: lineNo });
+    };
+    let stderr = '';
+    session.onOutput((stream, chunk) => {
+      if (stream === 'stderr') return void (stderr = (stderr + chunk.toString('utf8')).slice(-2000));
+      const text = partial + chunk.toString('utf8');
+      const lines = text.split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) consume(l);
+    });
+    const { exitCode } = await session.done;
+    if (partial) consume(partial);
+    if (exitCode === 3) throw new TaskFailure('internal', 'the daemon restarted while it was starting the agent; submit the task again');
+    if (exitCode !== 0) throw new TaskFailure('sandbox_unavailable', `following the agent's output failed (exit code ${exitCode}): ${stderr.trim() || 'the sandbox stopped'}`);
+    const r = await this.script(AGENT_EXIT, [this.dir]);
+    if (r.code !== 0) throw new TaskFailure('sandbox_unavailable', 'the sandbox stopped while the agent ran');
+    const [first = 'none', ...rest] = r.stdout.split('\n');
+    return { code: first.trim() === 'none' ? null : Number(first.trim()), stderr: rest.join('\n').trim() };
+  }
+
+  /** Why the agent's run failed, or undefined when it succeeded. */
+  private agentFailure(exit: { code: number | null; stderr: string }): TaskFailure | undefined {
+    const stopReason = this.store.tasks.get(this.task.id)?.cancelReason;
+    if (stopReason) return this.stopFailure(stopReason);
+    const n = this.normaliser;
+    if (n.error) return new TaskFailure('agent_error', n.error);
+    const tail = exit.stderr ? `: ${exit.stderr.split('\n').slice(-5).join(' ').slice(-500)}` : '';
+    if (exit.code === null) return new TaskFailure('agent_error', `the agent ended without an exit status (killed?)${tail}`);
+    if (exit.code !== 0) return new TaskFailure('agent_error', `the agent exited with code ${exit.code}${tail}`);
+    if (!n.finished) return new TaskFailure('agent_error', `the agent ended without a result${tail || '; check the provider key and model in the task or sandbox env'}`);
+    return undefined;
+  }
+
+  private stopFailure(reason = this.store.tasks.get(this.task.id)?.cancelReason ?? 'cancelled'): TaskFailure {
+    return reason === 'agent_timeout'
+      ? new TaskFailure('agent_timeout', `the agent ran longer than timeout_s (${this.task.timeoutS} s) and was stopped; raise timeout_s or split the prompt`)
+      : new TaskFailure('cancelled', 'the task was cancelled');
+  }
+
+  private async buildCheck(): Promise<TaskOutcome['build']> {
+    const limit = this.config.tasks.buildTimeoutS;
+    const r = await this.script(BUILD_CHECK, [String(limit)], HOME, undefined, (limit + 30) * 1000);
+    if (r.code === NO_BUILD) return null;
+    const tail = r.stdout.trim();
+    if (r.code === 0) return { ok: true };
+    return { ok: false, message: r.code === 124 ? `npm run build did not finish within ${limit} s` : `npm run build exited with code ${r.code}${tail ? `:\n${tail}` : ''}` };
+  }
+
+  private async healthCheck(): Promise<TaskOutcome['preview']> {
+    const port = this.store.sandboxes.get(this.task.sandboxId)?.ports[0];
+    if (port === undefined) return null;
+    const wait = this.config.tasks.healthWaitS;
+    const r = await this.script(HEALTH_CHECK, [String(port), String(wait)], HOME, undefined, (wait + 15) * 1000);
+    const status = Number(r.stdout.trim());
+    return { port, status: status >= 100 ? status : null };
+  }
+
+  private async filesChanged(): Promise<string[] | null> {
+    const checkpoint = this.store.tasks.get(this.task.id)?.checkpoint ?? this.task.checkpoint;
+    if (!checkpoint) return null;
+    const r = await this.script(FILES_CHANGED, [checkpoint]).catch(() => undefined);
+    if (!r || r.code !== 0) return null;
+    return [...new Set(r.stdout.split('\n').filter(Boolean))].sort();
+  }
+
+  private async outcome(failure: TaskFailure | undefined, extra: Partial<TaskOutcome> = {}): Promise<TaskOutcome> {
+    const n = this.normaliser;
+    const files = await this.filesChanged().catch(() => null);
+    const status = !failure ? 'succeeded' : failure.reason === 'cancelled' ? 'cancelled' : 'failed';
+    const outcome: TaskOutcome = {
+      status, reason: failure?.reason ?? null, error: failure?.message ?? null, message: n.finalMessage,
+      files_changed: files, usage: n.usage, build: null, preview: null,
+      checkpoint: this.store.tasks.get(this.task.id)?.checkpoint ?? this.task.checkpoint,
+      duration_ms: Date.now() - (this.task.startedAt ?? this.task.createdAt), ...extra,
+    };
+    return (this.redact({ type: 'done', result: outcome }) as { result: TaskOutcome }).result;
+  }
+
+  /** The outcome of a task that could not go on; the container's state decides between unavailable and internal. */
+  private async failed(err: unknown): Promise<TaskOutcome> {
+    if (err instanceof TaskFailure) return this.outcome(err);
+    const live = await this.runtime.inspect(this.task.sandboxId).catch(() => undefined);
+    if (!live?.running) return this.outcome(new TaskFailure('sandbox_unavailable', 'the sandbox stopped while the task ran; start it and submit the task again'));
+    this.log.error('task failed', { task: this.task.id, error: errorMessage(err) });
+    return this.outcome(new TaskFailure('internal', `the task failed inside sandboxd: ${errorMessage(err)}`));
+  }
+
+  private emit(bodies: TaskEventBody[], move: { linesRead?: number; phase?: TaskPhase; checkpoint?: string | null } = {}): void {
+    const events = this.store.tasks.append(this.task.id, bodies.map(this.redact), move);
+    if (events.length) this.post({ t: 'events', events });
+  }
+
+  private post(m: TaskMessage): void {
+    this.port.postMessage(m);
+  }
+
+  /** Runs a sandbox-side script as the sandbox user and collects its output. */
+  private async script(script: string, args: string[], cwd = HOME, env?: Record<string, string>, timeoutMs = SCRIPT_TIMEOUT_MS): Promise<{ code: number; stdout: string; stderr: string }> {
+    const session = await this.runtime.exec(this.task.sandboxId, { cmd: ['/bin/sh', '-c', script, ...args], cwd, ...(env ? { env } : {}) });
+    const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    session.onOutput((stream, chunk) => out[stream].push(chunk));
+    const timer = setTimeout(() => void session.kill('KILL').catch(() => undefined), timeoutMs);
+    try {
+      const { exitCode } = await session.done;
+      return { code: exitCode, stdout: Buffer.concat(out.stdout).toString('utf8'), stderr: Buffer.concat(out.stderr).toString('utf8') };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
