@@ -7,6 +7,7 @@ import { benchCreate } from './create.ts';
 import { benchExec } from './exec.ts';
 import { benchGateway } from './gateway.ts';
 import type { BenchSection } from './stats.ts';
+import { benchTasks } from './tasks.ts';
 
 /**
  * Runs every benchmark against real daemons on this machine and rewrites docs/benchmarks.md.
@@ -50,6 +51,7 @@ for (const [name, bench] of [
   ['create', () => benchCreate({ n })],
   ['exec', () => benchExec({ n, streams: 50, loadMs: 8000 })],
   ['gateway', () => benchGateway({ wakeN: Math.min(n, 20), loadMs: 5000, concurrency: 16 })],
+  ['tasks', () => benchTasks({ tasks: 10, lines: 200, everyMs: 25 })],
 ] as const) {
   process.stdout.write(`==> ${name}\n`);
   const section = await bench();

@@ -129,6 +129,8 @@ describe('agent tasks with the real CLIs against a scripted model', () => {
     expect(list.body.data.map((t: any) => t.id)).toEqual([taskId]);
 
     expect(await agentProcesses(d, id)).toContain('claude');
+    // A running task holds its sandbox awake.
+    expect((await d.api('GET', `/v1/sandboxes/${id}/activity`)).body.leases.map((l: any) => l.kind)).toEqual(['task']);
     const t0 = Date.now();
     const cancel = await d.api('POST', `/v1/sandboxes/${id}/tasks/${taskId}/cancel`);
     expect(cancel.status).toBe(202);
@@ -136,6 +138,7 @@ describe('agent tasks with the real CLIs against a scripted model', () => {
     expect(Date.now() - t0).toBeLessThan(3000 + 3000); // the grace period (3 s here) and the bookkeeping
     expect(task).toMatchObject({ status: 'cancelled', reason: 'cancelled' });
     expect(await agentProcesses(d, id)).toBe('');
+    expect((await d.api('GET', `/v1/sandboxes/${id}/activity`)).body.leases).toEqual([]);
     const { events } = await readEvents(d, `/v1/sandboxes/${id}/tasks/${taskId}/events`);
     expect(events.at(-1)!.data.result.status).toBe('cancelled');
 

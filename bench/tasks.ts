@@ -1,0 +1,137 @@
+import { spawn } from 'node:child_process';
+import { docker, startDaemon, type Daemon } from '../tests/support/daemon.ts';
+import { TASK_DAEMON_ENV } from '../tests/support/tasks.ts';
+import { ratio, summarize, type BenchSection } from './stats.ts';
+
+/**
+ * A stand-in for the `claude` CLI that prints Claude Code's stream-json lines at a steady pace, each
+ * stamped with the time it was written, so the delay to a client can be read off each line. (The real CLIs
+ * spend their time waiting for the model; what is measured here is our path from their output to a client.)
+ */
+const FAKE_AGENT = `#!/usr/bin/env node
+const fs = require('fs');
+const n = Number(process.env.BENCH_LINES), every = Number(process.env.BENCH_EVERY_MS);
+const line = (o) => fs.writeSync(1, JSON.stringify(o) + '\\n');
+line({ type: 'system', subtype: 'init' });
+let i = 0;
+const t = setInterval(() => {
+  line({ type: 'assistant', message: { content: [{ type: 'text', text: 't=' + Date.now() + ' i=' + i }] } });
+  if (++i >= n) { clearInterval(t); line({ type: 'result', subtype: 'success', is_error: false, result: 'ok', usage: {}, total_cost_usd: 0 }); }
+}, every);
+`;
+
+const stampOf = (text: string) => Number(/t=(\d+)/.exec(text)?.[1]);
+
+/** Reads a task's SSE stream to its end, recording each message's delay from the line's stamp to its arrival here. */
+async function sseDelays(d: Daemon, path: string, out: number[]): Promise<void> {
+  const r = await fetch(`${d.url}${path}`);
+  const reader = r.body!.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    const now = Date.now();
+    buf += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      const frame = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      const data = frame.split('\n').find((l) => l.startsWith('data: '));
+      if (!data || !frame.includes('event: message')) continue;
+      const stamp = stampOf(String((JSON.parse(data.slice(6)) as { text: string }).text));
+      if (stamp) out.push(now - stamp);
+    }
+  }
+}
+
+/** The baseline reader: `tail -f` of the same output file through a raw Docker exec, delays recorded the same way. */
+async function rawTailDelays(sandboxId: string, file: string, lines: number, out: number[]): Promise<void> {
+  const exec = await docker.getContainer(`s-${sandboxId}`).exec({
+    Cmd: ['sh', '-c', 'until [ -f "$0" ]; do sleep 0.01; done; exec tail -n +1 -f "$0"', file], User: '1000:1000', Tty: true, AttachStdout: true, AttachStderr: true,
+  });
+  const stream = await exec.start({ hijack: true, stdin: false, Tty: true });
+  let buf = '';
+  let seen = 0;
+  await new Promise<void>((resolve) => {
+    stream.on('data', (chunk: Buffer) => {
+      const now = Date.now();
+      buf += chunk.toString('utf8');
+      const parts = buf.split('\n');
+      buf = parts.pop() ?? '';
+      for (const p of parts) {
+        const stamp = stampOf(p);
+        if (!stamp) continue;
+        out.push(now - stamp);
+        if (++seen >= lines) {
+          stream.destroy();
+          return resolve();
+        }
+      }
+    });
+    stream.on('close', () => resolve());
+  });
+}
+
+/** /healthz latencies from a separate process (so this one's SSE readers do not skew them), for `ms`. */
+function healthzFromChild(base: string, ms: number): Promise<number[]> {
+  const script = `const end = Date.now() + ${ms}; const out = [];
+    (async () => { while (Date.now() < end) { const t = performance.now(); await (await fetch('${base}/healthz')).text(); out.push(performance.now() - t); }
+    process.stdout.write(JSON.stringify(out)); })();`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (c) => (text += c));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text) as number[]) : reject(new Error(`healthz sampler exited ${code}`))));
+  });
+}
+
+/**
+ * Event latency: from an agent's output line to an SSE client, with `tasks` tasks running at once, against
+ * a raw `docker exec tail -f` of the same file; and /healthz while they run, against idle.
+ */
+export async function benchTasks(opts: { tasks: number; lines: number; everyMs: number }): Promise<BenchSection> {
+  const d = await startDaemon({ env: { ...TASK_DAEMON_ENV, SANDBOXD_DEFAULT_MEMORY_MB: '512', SANDBOXD_TASK_HEALTH_WAIT_S: '0' } });
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < opts.tasks; i++) {
+      const r = await d.api('POST', '/v1/sandboxes', { env: { PATH: '/home/sandbox/bin:/usr/local/bin:/usr/bin:/bin', BENCH_LINES: String(opts.lines), BENCH_EVERY_MS: String(opts.everyMs) } });
+      if (r.status !== 201) throw new Error(`create failed: ${r.text}`);
+      ids.push(r.body.id);
+      await d.api('POST', `/v1/sandboxes/${r.body.id}/exec`, { cmd: ['sh', '-c', 'mkdir -p ~/bin && cat > ~/bin/claude && chmod +x ~/bin/claude'], stdin: FAKE_AGENT });
+    }
+    const idle = await healthzFromChild(d.url, 3000);
+    const ours: number[] = [];
+    const raw: number[] = [];
+    const runMs = opts.lines * opts.everyMs;
+    const loaded = healthzFromChild(d.url, runMs);
+    const t0 = Date.now();
+    await Promise.all(ids.map(async (id) => {
+      const task = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'bench', agent: 'claude' });
+      if (task.status !== 202) throw new Error(`task submit failed: ${task.text}`);
+      await Promise.all([
+        sseDelays(d, task.body.events_url, ours),
+        rawTailDelays(id, `/home/sandbox/.sandboxed/tasks/${task.body.id}/out.jsonl`, opts.lines, raw),
+      ]);
+    }));
+    const wall = Date.now() - t0;
+    const hzLoad = summarize(await loaded);
+    const hzIdle = summarize(idle);
+    const events = summarize(ours);
+    const baseline = summarize(raw);
+    return {
+      title: 'Agent task events',
+      rows: [
+        { figure: `agent output line → SSE client, ${opts.tasks} tasks at once`, value: events, baseline: 'the same line → a raw `docker exec tail -f` of the output file', baselineValue: baseline, ratio: ratio(events, baseline) },
+        { figure: `GET /healthz while ${opts.tasks} tasks stream events`, value: hzLoad, baseline: 'GET /healthz idle, same daemon', baselineValue: hzIdle, ratio: ratio(hzLoad, hzIdle) },
+      ],
+      notes: [
+        `${opts.tasks} tasks, each an agent printing ${opts.lines} stream-json lines ${opts.everyMs} ms apart (a stand-in for the \`claude\` CLI on the sandbox's PATH: the real CLIs wait on the model); ${ours.length} events timed through the API, ${raw.length} lines through the raw readers; all tasks done in ${(wall / 1000).toFixed(1)} s.`,
+        'Each event is committed to SQLite before it is sent; the path is agent → file → `tail -f` in a Docker exec → worker thread → SQLite → main thread → SSE.',
+        '/healthz is sampled back to back from a separate process, 3 s idle and for the length of the task run.',
+      ],
+    };
+  } finally {
+    await d.cleanup();
+  }
+}
