@@ -15,12 +15,14 @@ const line = (o) => fs.writeSync(1, JSON.stringify(o) + '\\n');
 line({ type: 'system', subtype: 'init' });
 let i = 0;
 const t = setInterval(() => {
-  line({ type: 'assistant', message: { content: [{ type: 'text', text: 't=' + Date.now() + ' i=' + i }] } });
+  line({ type: 'assistant', message: { content: [{ type: 'text', text: 't=' + (performance.timeOrigin + performance.now()).toFixed(3) + ' i=' + i }] } });
   if (++i >= n) { clearInterval(t); line({ type: 'result', subtype: 'success', is_error: false, result: 'ok', usage: {}, total_cost_usd: 0 }); }
 }, every);
 `;
 
-const stampOf = (text: string) => Number(/t=(\d+)/.exec(text)?.[1]);
+const stampOf = (text: string) => Number(/t=([\d.]+)/.exec(text)?.[1]);
+/** Now, in milliseconds since the epoch with sub-millisecond precision (the agent stamps lines the same way). */
+const now = () => performance.timeOrigin + performance.now();
 
 /** Reads a task's SSE stream to its end, recording each message's delay from the line's stamp to its arrival here. */
 async function sseDelays(d: Daemon, path: string, out: number[]): Promise<void> {
@@ -31,7 +33,7 @@ async function sseDelays(d: Daemon, path: string, out: number[]): Promise<void> 
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    const now = Date.now();
+    const at = now();
     buf += decoder.decode(value, { stream: true });
     let cut;
     while ((cut = buf.indexOf('\n\n')) >= 0) {
@@ -40,7 +42,7 @@ async function sseDelays(d: Daemon, path: string, out: number[]): Promise<void> 
       const data = frame.split('\n').find((l) => l.startsWith('data: '));
       if (!data || !frame.includes('event: message')) continue;
       const stamp = stampOf(String((JSON.parse(data.slice(6)) as { text: string }).text));
-      if (stamp) out.push(now - stamp);
+      if (stamp) out.push(at - stamp);
     }
   }
 }
@@ -55,14 +57,14 @@ async function rawTailDelays(sandboxId: string, file: string, lines: number, out
   let seen = 0;
   await new Promise<void>((resolve) => {
     stream.on('data', (chunk: Buffer) => {
-      const now = Date.now();
+      const at = now();
       buf += chunk.toString('utf8');
       const parts = buf.split('\n');
       buf = parts.pop() ?? '';
       for (const p of parts) {
         const stamp = stampOf(p);
         if (!stamp) continue;
-        out.push(now - stamp);
+        out.push(at - stamp);
         if (++seen >= lines) {
           stream.destroy();
           return resolve();

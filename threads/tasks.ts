@@ -1,7 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../src/config.ts';
 import { errorMessage, type Logger } from '../src/log.ts';
-import type { Runtime } from '../src/runtime/runtime.ts';
+import type { ExecSession, Runtime } from '../src/runtime/runtime.ts';
 import { SIGNAL_PID } from '../src/runtime/sandbox-scripts.ts';
 import type { TaskRecord } from '../src/store/tasks.ts';
 import type { Store } from '../src/store/index.ts';
@@ -11,7 +11,7 @@ import { normaliserFor, type Normaliser } from '../src/tasks/normalise.ts';
 import { redactor } from '../src/tasks/redact.ts';
 import type { TaskControl, TaskMessage } from '../src/tasks/protocol.ts';
 import {
-  AGENT_EXIT, BUILD_CHECK, CHECKPOINT, FILES_CHANGED, FOLLOW, HEALTH_CHECK, LAUNCH, NO_BUILD, taskDir,
+  AGENT_EXIT, BUILD_CHECK, CHECKPOINT, FILES_CHANGED, FOLLOW, HEALTH_CHECK, LAUNCH_AND_FOLLOW, NO_BUILD, taskDir,
 } from '../src/tasks/scripts.ts';
 import { workerContext } from './context.ts';
 
@@ -64,6 +64,8 @@ class TaskRun {
   private agentPid: number | undefined;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The exec reading the agent's output, while it runs. */
+  private following: ExecSession | undefined;
 
   constructor(ctx: { store: Store; runtime: Runtime; log: Logger; config: Config }, task: TaskRecord, job: { env: Record<string, string>; attach: boolean; port: MessagePort }) {
     this.store = ctx.store;
@@ -109,7 +111,10 @@ class TaskRun {
     const pid = this.agentPid;
     if (pid === undefined) return;
     await this.script(SIGNAL_PID, ['signal', String(pid), 'TERM']).catch(() => undefined);
-    setTimeout(() => void this.script(SIGNAL_PID, ['signal', String(pid), 'KILL']).catch(() => undefined), this.config.tasks.cancelGraceS * 1000).unref();
+    const graceMs = this.config.tasks.cancelGraceS * 1000;
+    setTimeout(() => void this.script(SIGNAL_PID, ['signal', String(pid), 'KILL']).catch(() => undefined), graceMs).unref();
+    // Last resort, so that no task waits forever: stop reading output that would never end.
+    setTimeout(() => void this.following?.kill('KILL').catch(() => undefined), graceMs + 5000).unref();
   }
 
   private async steps(): Promise<TaskOutcome> {
@@ -126,13 +131,11 @@ class TaskRun {
       this.task.checkpoint = checkpoint;
       if (this.stopping) throw this.stopFailure();
       this.emit([{ type: 'status', phase: 'agent_running' }], { phase: 'agent_running', checkpoint });
-      await this.launch();
     } else {
       const pid = await this.script('cat "$0/pid" 2>/dev/null', [this.dir]);
-      this.agentPid = Number(pid.stdout.trim()) || undefined;
-      if (this.stopping) (this.stopping = false, await this.stop());
+      this.setPid(Number(pid.stdout.trim()) || undefined);
     }
-    const exit = await this.follow();
+    const exit = await this.follow(!this.attach);
     this.clearTimer();
     // The agent's session leader is gone; whatever it left behind in its session goes too.
     if (this.stopping && this.agentPid) await this.script(SIGNAL_PID, ['signal', String(this.agentPid), 'KILL']).catch(() => undefined);
@@ -149,29 +152,39 @@ class TaskRun {
     return this.outcome(undefined, { build, preview });
   }
 
-  private async launch(): Promise<void> {
-    const { cmd, env } = agentCommand({ agent: this.task.agent, prompt: this.task.prompt, model: this.task.model, taskId: this.task.id, env: this.env });
-    const r = await this.script(LAUNCH, [this.dir, ...cmd], HOME, env);
-    const pid = Number(r.stdout.trim());
-    if (r.code !== 0 || !Number.isInteger(pid) || pid <= 0) throw new TaskFailure('internal', `the agent could not be started: ${r.stderr.trim() || `exit code ${r.code}`}`);
+  /** Records the agent's pid; a cancel that came before it was known applies now. */
+  private setPid(pid: number | undefined): void {
     this.agentPid = pid;
-    // A cancel that came while the agent was being started applies now.
-    if (this.stopping) {
+    if (pid !== undefined && this.stopping) {
       this.stopping = false;
-      await this.stop();
+      void this.stop();
     }
   }
 
   /**
-   * Reads the agent's output file from its first line until the agent has exited. Lines the store has
-   * already turned into events (a re-attach) only rebuild the normaliser's state.
+   * Launches the agent (`launch`) or re-attaches to it, and reads its output file from the first line until
+   * the agent has exited. Lines the store has already turned into events (a re-attach) only rebuild the
+   * normaliser's state.
    */
-  private async follow(): Promise<{ code: number | null; stderr: string }> {
-    const session = await this.runtime.exec(this.task.sandboxId, { cmd: ['/bin/sh', '-c', FOLLOW, this.dir, '1'], cwd: HOME });
+  private async follow(launch: boolean): Promise<{ code: number | null; stderr: string }> {
+    let spec;
+    if (launch) {
+      const { cmd, env } = agentCommand({ agent: this.task.agent, prompt: this.task.prompt, model: this.task.model, taskId: this.task.id, env: this.env });
+      spec = { cmd: ['/bin/sh', '-c', LAUNCH_AND_FOLLOW, this.dir, ...cmd], cwd: HOME, env };
+    } else {
+      spec = { cmd: ['/bin/sh', '-c', FOLLOW, this.dir], cwd: HOME };
+    }
+    const session = await this.runtime.exec(this.task.sandboxId, spec);
+    this.following = session;
     let lineNo = 0;
     let partial = '';
+    let awaitingPid = launch;
     const already = this.task.linesRead;
     const consume = (line: string) => {
+      if (awaitingPid) {
+        awaitingPid = false;
+        return this.setPid(Number(line.trim()) || undefined);
+      }
       lineNo++;
       const bodies = this.normaliser.line(line);
       if (lineNo > already && bodies.length) this.emit(bodies, { linesRead: lineNo });
@@ -184,9 +197,10 @@ class TaskRun {
       partial = lines.pop() ?? '';
       for (const l of lines) consume(l);
     });
-    const { exitCode } = await session.done;
+    const { exitCode } = await session.done.finally(() => (this.following = undefined));
     if (partial) consume(partial);
-    if (exitCode === 3) throw new TaskFailure('internal', 'the daemon restarted while it was starting the agent; submit the task again');
+    if (exitCode === 3 && !launch) throw new TaskFailure('internal', 'the daemon restarted while it was starting the agent; submit the task again');
+    if (launch && this.agentPid === undefined) throw new TaskFailure('internal', `the agent could not be started: ${stderr.trim() || `exit code ${exitCode}`}`);
     if (exitCode !== 0) throw new TaskFailure('sandbox_unavailable', `following the agent's output failed (exit code ${exitCode}): ${stderr.trim() || 'the sandbox stopped'}`);
     const r = await this.script(AGENT_EXIT, [this.dir]);
     if (r.code !== 0) throw new TaskFailure('sandbox_unavailable', 'the sandbox stopped while the agent ran');

@@ -23,30 +23,37 @@ export const CHECKPOINT = [
   'git rev-parse HEAD',
 ].join('\n');
 
+const TAIL = 'exec tail -n +1 --pid="$(cat "$d/pid")" -s 0.2 -f "$d/out.jsonl"';
+
 /**
  * Starts argv ($0 = task dir, $@ = the agent) in the app dir, in a session of its own so that it outlives
- * the exec that started it and can be signalled as a group; stdin is closed (an open stdin makes OpenCode
- * wait forever). Prints the session leader's pid once it is recorded.
+ * this exec and can be signalled as a group; stdin is closed (an open stdin makes OpenCode wait forever).
+ * Prints the session leader's pid on the first line, then follows the agent's output like FOLLOW: one
+ * exec from launch to the last line, so no output waits for a second exec to attach.
  */
-export const LAUNCH = [
+export const LAUNCH_AND_FOLLOW = [
   'd=$0',
   `mkdir -p "$d" ${APP_DIR} || exit 1`,
   `cd ${APP_DIR} || exit 1`,
-  'rm -f "$d/pid" "$d/exit"',
-  `setsid sh -c 'echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid"; "$@" < /dev/null > "$0/out.jsonl" 2> "$0/err.log"; echo $? > "$0/exit"' "$d" "$@" < /dev/null > /dev/null 2>&1 &`,
-  'i=0; while [ ! -s "$d/pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
+  'rm -f "$d/pid" "$d/exit" && : > "$d/out.jsonl" || exit 1',
+  // The subshell makes the agent an orphan that init reaps: as a child of tail it would stay a zombie
+  // when it ends, and tail --pid would wait for it forever.
+  `( setsid sh -c 'echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid"; "$@" < /dev/null > "$0/out.jsonl" 2> "$0/err.log"; echo $? > "$0/exit"' "$d" "$@" < /dev/null > /dev/null 2>&1 & )`,
+  'i=0; while [ ! -s "$d/pid" ] && [ $i -lt 200 ]; do sleep 0.02; i=$((i+1)); done',
+  '[ -s "$d/pid" ] || { echo "the agent did not start" >&2; exit 1; }',
   'cat "$d/pid"',
+  TAIL,
 ].join('\n');
 
 /**
- * Prints the agent's output from line $1 on ($0 = task dir) as it is written, and ends once the agent has
- * exited and every line is out. Exits 3 when the task never launched.
+ * Prints the agent's output from its first line ($0 = task dir) as it is written, and ends once the agent
+ * has exited and every line is out: how a restarted daemon re-attaches. Exits 3 when the task never launched.
  */
 export const FOLLOW = [
   'd=$0',
   '[ -s "$d/pid" ] || exit 3',
   'touch "$d/out.jsonl"',
-  'exec tail -n +"$1" --pid="$(cat "$d/pid")" -s 0.2 -f "$d/out.jsonl"',
+  TAIL,
 ].join('\n');
 
 /** Prints `<exit code or "none">` then the last 2 KB of the agent's stderr; $0 = task dir. */
