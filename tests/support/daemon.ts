@@ -25,6 +25,13 @@ export interface ApiResponse<T = any> {
   text: string;
 }
 
+/** The runtime daemons run on unless a test asks for one: SANDBOXD_TEST_RUNTIME=deno runs the whole suite on Deno. */
+export function defaultRuntime(): 'node' | 'deno' {
+  const r = process.env.SANDBOXD_TEST_RUNTIME ?? 'node';
+  if (r !== 'node' && r !== 'deno') throw new Error(`SANDBOXD_TEST_RUNTIME: expected node or deno, got '${r}'`);
+  return r;
+}
+
 /** A free TCP port on loopback. */
 export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -57,7 +64,7 @@ export class Daemon {
     this.dataDir = opts.reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'sandboxd-test-'));
     this.instance = opts.reuse?.instance ?? `t${tag}`;
     this.network = opts.reuse?.network ?? `sbx-test-${tag}`;
-    this.runtime = opts.runtime ?? opts.reuse?.runtime ?? 'node';
+    this.runtime = opts.runtime ?? opts.reuse?.runtime ?? defaultRuntime();
     this.env = { ...opts.reuse?.env, ...opts.env };
     this.gatewayPort = opts.reuse?.gatewayPort ?? 0;
   }

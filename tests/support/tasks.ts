@@ -12,6 +12,7 @@ export const TASK_DAEMON_ENV = {
   SANDBOXD_DEFAULT_MEMORY_MB: '1536',
   SANDBOXD_TASK_HEALTH_WAIT_S: '5',
   SANDBOXD_TASK_CANCEL_GRACE_S: '3',
+  SANDBOXD_SSE_HEARTBEAT_S: '1',
 };
 
 const FAKE_MODEL = readFileSync(join(ROOT, 'tests/support/fake-model.mjs'), 'utf8');

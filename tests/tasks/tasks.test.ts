@@ -129,6 +129,13 @@ describe('agent tasks with the real CLIs against a scripted model', () => {
     expect(list.body.data.map((t: any) => t.id)).toEqual([taskId]);
 
     expect(await agentProcesses(d, id)).toContain('claude');
+    // A quiet stream carries heartbeats (every second in these tests, 15 s by default).
+    const ac = new AbortController();
+    const quiet = await fetch(`${d.url}/v1/sandboxes/${id}/tasks/${taskId}/events?since=2`, { signal: ac.signal });
+    const reader = quiet.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    expect(first).toBe(': heartbeat\n\n');
     // A running task holds its sandbox awake.
     expect((await d.api('GET', `/v1/sandboxes/${id}/activity`)).body.leases.map((l: any) => l.kind)).toEqual(['task']);
     const t0 = Date.now();
