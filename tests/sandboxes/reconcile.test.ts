@@ -1,36 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectConsistent } from '../support/consistency.ts';
 import { Daemon, docker, eventually, startDaemon, TEST_IMAGE } from '../support/daemon.ts';
-
-const TRANSIENT = ['creating', 'starting', 'stopping', 'destroying', 'purging'];
-
-/** Every row of the daemon's SQLite file, read directly. */
-function rows(d: Daemon): { id: string; status: string; reason: string }[] {
-  const { DatabaseSync } = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
-  const db = new DatabaseSync(join(d.dataDir, 'sandboxed.db'), { readOnly: true });
-  try {
-    return db.prepare('SELECT id, status, reason FROM sandboxes').all() as { id: string; status: string; reason: string }[];
-  } finally {
-    db.close();
-  }
-}
-
-/** The invariants a crash at any point must leave: no transient row, no container without a row, no lost workspace. */
-async function expectConsistent(d: Daemon): Promise<void> {
-  const all = rows(d);
-  expect(all.filter((r) => TRANSIENT.includes(r.status))).toEqual([]);
-  const ids = new Set(all.map((r) => r.id));
-  const orphans = (await d.containers()).filter((c) => !ids.has(c.Labels['sandboxed.id']!));
-  expect(orphans.map((c) => c.Names[0])).toEqual([]);
-  for (const r of all.filter((x) => ['running', 'stopped', 'destroyed'].includes(x.status))) {
-    expect(existsSync(join(d.dataDir, 'workspaces', r.id)), `workspace of ${r.id} (${r.status})`).toBe(true);
-  }
-  for (const r of all.filter((x) => x.status === 'running')) {
-    expect((await docker.getContainer(`s-${r.id}`).inspect()).State.Running, `container of running ${r.id}`).toBe(true);
-  }
-}
 
 describe('reconciliation', () => {
   let d: Daemon;
