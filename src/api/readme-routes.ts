@@ -1,5 +1,5 @@
 import type { Route } from './route.ts';
-import { CreateSandbox, NoQuery, Purged, Sandbox, SandboxArray } from './schemas.ts';
+import { CreateSandbox, Keepalive, NoQuery, Purged, Sandbox, SandboxArray } from './schemas.ts';
 import {
   createSandbox, destroySandbox, getSandbox, keepaliveSandbox, listSandboxes, purgeSandbox,
 } from './sandboxes.ts';
@@ -36,8 +36,8 @@ export const readmeRoutes: Route[] = [
   },
   {
     method: 'POST', path: '/sandbox/{id}/keepalive', operationId: 'readmeKeepalive', tags, summary: 'Postpone idle stop (README route; no body needed)',
-    bodyOptional: true, query: NoQuery, response: { status: 200, schema: Sandbox, description: 'The sandbox.' },
-    handler: (ctx) => keepaliveSandbox({ ...ctx, body: {} }),
+    body: Keepalive, bodyOptional: true, query: NoQuery, response: { status: 200, schema: Sandbox, description: 'The sandbox.' },
+    handler: keepaliveSandbox,
   },
   {
     method: 'DELETE', path: '/sandbox/{id}', operationId: 'readmeDeleteSandbox', tags, summary: 'Destroy the container, keep the workspace (README route)',

@@ -34,6 +34,29 @@ function wsRouteDoc(r: WsRoute): Route {
   };
 }
 
+/** A route without a request body accepts none, or `{}` (clients that always send JSON); anything else is a mistake worth naming. */
+function refuseBody(raw: Buffer): void {
+  const text = raw.toString('utf8').trim();
+  if (text && text.replace(/\s+/g, '') !== '{}') throw new AppError('invalid_request', 'body: this route takes no request body (send none, or {})');
+}
+
+/** Most bytes of a refused upload read and dropped so the client gets its 413 rather than a reset. */
+const DISCARD_MAX_BYTES = 16 << 20;
+
+/** Drops the rest of a refused upload so the connection stays usable; past a bound or a time limit the connection is cut instead. */
+function discardUpload(req: IncomingMessage): void {
+  let dropped = 0;
+  const timer = setTimeout(() => req.destroy(), 10_000);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > DISCARD_MAX_BYTES) req.destroy();
+  });
+  req.on('end', () => clearTimeout(timer));
+  req.on('close', () => clearTimeout(timer));
+  req.resume();
+}
+
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** The client's X-Request-Id when it is sane, else a new one. */
@@ -84,6 +107,7 @@ export function createApiServer(deps: ApiDeps): Server {
     if (!route.rawBody) {
       const raw = await readBody(req, deps.config.maxBodyBytes);
       if (route.body) body = validate(route.body, parseJson(raw, route.bodyOptional ?? false), 'body');
+      else refuseBody(raw);
     }
 
     const reply = await route.handler({ req, res, params, body, query, caller, requestId, deps });
@@ -102,11 +126,9 @@ export function createApiServer(deps: ApiDeps): Server {
     handle(req, res, requestId).catch((err: unknown) => {
       if (err instanceof AppError) {
         const headers: Record<string, string> = err.code === 'unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
-        // A refused upload is not read further: close the connection rather than drain it.
-        if (err.code === 'too_large') headers.connection = 'close';
         if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
         sendError(res, err, requestId, headers);
-        if (err.code === 'too_large') req.destroy();
+        if (err.code === 'too_large') discardUpload(req);
         return;
       }
       deps.log.error('unhandled error', { request_id: requestId, method: req.method, path: req.url?.split('?')[0], error: errorMessage(err), stack: (err as Error)?.stack });

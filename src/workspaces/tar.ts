@@ -10,12 +10,14 @@ const BLOCK = 512;
 
 /** Parses a whole ustar/pax/GNU tar held in memory (small archives: image skeletons). */
 export function parseTar(buf: Buffer): TarEntry[] {
+  if (buf.length < BLOCK) throw new Error(buf.length ? 'shorter than one tar block' : 'empty');
   const entries: TarEntry[] = [];
   let offset = 0;
   let longPath: string | undefined;
   while (offset + BLOCK <= buf.length) {
     const header = buf.subarray(offset, offset + BLOCK);
     if (header.every((b) => b === 0)) break;
+    if (!checksumOk(header)) throw new Error(`bad header checksum at byte ${offset}`);
     const size = readNumber(header.subarray(124, 136));
     const flag = String.fromCharCode(header[156] ?? 0);
     const dataStart = offset + BLOCK;
@@ -40,6 +42,13 @@ export function parseTar(buf: Buffer): TarEntry[] {
     entries.push({ path, type, mode: readNumber(header.subarray(100, 108)), data: type === 'file' ? Buffer.from(data) : Buffer.alloc(0) });
   }
   return entries;
+}
+
+/** The header's checksum field against the sum of its bytes (the field itself counted as spaces). */
+function checksumOk(header: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i]!;
+  return readNumber(header.subarray(148, 156)) === sum;
 }
 
 function cString(b: Buffer): string {
