@@ -54,11 +54,11 @@ describe('preview gateway', () => {
     }
   });
 
-  it('wakes a stopped sandbox on a POST and the app itself answers it, body included, with one start for 50 concurrent requests', async () => {
+  it('R9: wakes a stopped sandbox on a POST and the app itself answers it, body included, with one start for 200 concurrent requests', async () => {
     await d.api('POST', `/v1/sandboxes/${id}/stop`);
     const responses: { status: number; body: string }[] = [];
     const starts = await countStarts(`s-${id}`, async () => {
-      responses.push(...(await Promise.all(Array.from({ length: 50 }, (_, i) =>
+      responses.push(...(await Promise.all(Array.from({ length: 200 }, (_, i) =>
         d.gateway(host(id), '/cgi-bin/echo', { method: 'POST', body: `payload-${i}`, headers: { 'content-type': 'text/plain' } })))));
     });
     expect(starts).toBe(1);
