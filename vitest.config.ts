@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
+    // *.serial.test.ts take the engine away from everyone: vitest.serial.config.ts runs them alone afterwards.
+    exclude: ['**/node_modules/**', 'tests/**/*.serial.test.ts'],
     globalSetup: ['tests/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -16,6 +16,7 @@ import { compile, match, type ApiDeps, type Route, type WsRoute } from './route.
 import { sandboxRoutes } from './sandboxes.ts';
 import { taskRoutes, taskWsRoutes } from './tasks.ts';
 import { attachWebSockets } from './upgrade.ts';
+import { isEngineUnreachable } from '../runtime/runtime.ts';
 import { validate } from './validate.ts';
 
 /** Every HTTP route the API serves, in match order. */
@@ -129,6 +130,11 @@ export function createApiServer(deps: ApiDeps): Server {
         if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
         sendError(res, err, requestId, headers);
         if (err.code === 'too_large') discardUpload(req);
+        return;
+      }
+      if (isEngineUnreachable(err)) {
+        deps.log.warn('the container engine is unreachable', { request_id: requestId, error: errorMessage(err) });
+        sendError(res, new AppError('sandbox_unavailable', 'the container engine (Docker) is not answering; retry shortly', undefined, 5), requestId, { 'retry-after': '5' });
         return;
       }
       deps.log.error('unhandled error', { request_id: requestId, method: req.method, path: req.url?.split('?')[0], error: errorMessage(err), stack: (err as Error)?.stack });

@@ -101,3 +101,9 @@ export const LABEL_INSTANCE = 'sandboxed.instance';
 export function containerName(sandboxId: string): string {
   return `s-${sandboxId}`;
 }
+
+/** Whether an error means the container engine could not be reached at all (socket gone, refused, reset). */
+export function isEngineUnreachable(err: unknown): boolean {
+  const e = err as { code?: unknown; syscall?: unknown } | null;
+  return typeof e === 'object' && e !== null && ['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE'].includes(String(e.code)) && (e.syscall === 'connect' || e.code !== 'ENOENT');
+}

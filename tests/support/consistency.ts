@@ -17,24 +17,29 @@ export function rows(d: Daemon): { id: string; status: string; reason: string }[
 }
 
 /**
- * The invariants a crash at any point must leave: no transient row, no container without a row, no lost
- * workspace, every running row backed by a running container and every destroyed one by none.
+ * What breaks the invariants a crash at any point must leave: a transient row, a container without a row, a
+ * lost workspace, a running row without a running container, a destroyed one with a container.
  */
-export async function expectConsistent(d: Daemon, context = ''): Promise<void> {
+export async function inconsistencies(d: Daemon): Promise<string[]> {
   const all = rows(d);
-  expect(all.filter((r) => TRANSIENT.includes(r.status)), `transient rows ${context}`).toEqual([]);
+  const out = all.filter((r) => TRANSIENT.includes(r.status)).map((r) => `${r.id} left ${r.status}`);
   const ids = new Set(all.map((r) => r.id));
   const containers = await d.containers();
-  const orphans = containers.filter((c) => !ids.has(c.Labels['sandboxed.id']!));
-  expect(orphans.map((c) => c.Names[0]), `containers without a row ${context}`).toEqual([]);
+  out.push(...containers.filter((c) => !ids.has(c.Labels['sandboxed.id']!)).map((c) => `${c.Names[0]} has no row`));
   for (const r of all.filter((x) => ['running', 'stopped', 'destroyed'].includes(x.status))) {
-    expect(existsSync(join(d.dataDir, 'workspaces', r.id)), `workspace of ${r.id} (${r.status}) ${context}`).toBe(true);
+    if (!existsSync(join(d.dataDir, 'workspaces', r.id))) out.push(`${r.id} (${r.status}) lost its workspace`);
   }
   const byId = new Map(containers.map((c) => [c.Labels['sandboxed.id']!, c]));
   for (const r of all) {
-    const c = byId.get(r.id);
-    if (r.status === 'running') expect(c?.State, `container of running ${r.id} ${context}`).toBe('running');
-    if (r.status === 'stopped') expect(c?.State ?? 'absent', `container of stopped ${r.id} ${context}`).not.toBe('running');
-    if (r.status === 'destroyed') expect(c, `container of destroyed ${r.id} ${context}`).toBeUndefined();
+    const state = byId.get(r.id)?.State ?? 'absent';
+    if (r.status === 'running' && state !== 'running') out.push(`${r.id} is running but its container is ${state}`);
+    if (r.status === 'stopped' && state === 'running') out.push(`${r.id} is stopped but its container runs`);
+    if (r.status === 'destroyed' && state !== 'absent') out.push(`${r.id} is destroyed but its container is ${state}`);
   }
+  return out;
+}
+
+/** Asserts there are no inconsistencies. */
+export async function expectConsistent(d: Daemon, context = ''): Promise<void> {
+  expect(await inconsistencies(d), context).toEqual([]);
 }
