@@ -6,7 +6,7 @@ import { ratio, summarize, timeIt, type BenchSection } from './stats.ts';
 const run = promisify(execFile);
 
 /** One `curl -N` process reading an SSE exec and throwing the bytes away, for `seconds`; answers bytes read. */
-async function drainStream(url: string, body: unknown, seconds: number): Promise<number> {
+export async function drainStream(url: string, body: unknown, seconds: number): Promise<number> {
   const { stdout } = await run('curl', ['-sN', '-o', '/dev/null', '-w', '%{size_download}', '--max-time', String(seconds), '-X', 'POST',
     '-H', 'accept: text/event-stream', '-d', JSON.stringify(body), url]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '0' }));
   return Number(stdout) || 0;

@@ -4,6 +4,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../tests/support/daemon.ts';
 import { benchCreate } from './create.ts';
+import { benchDensity } from './density.ts';
 import { benchExec } from './exec.ts';
 import { benchGateway } from './gateway.ts';
 import type { BenchSection } from './stats.ts';
@@ -51,7 +52,8 @@ for (const [name, bench] of [
   ['create', () => benchCreate({ n })],
   ['exec', () => benchExec({ n, streams: 50, loadMs: 8000 })],
   ['gateway', () => benchGateway({ wakeN: Math.min(n, 20), loadMs: 5000, concurrency: 16 })],
-  ['tasks', () => benchTasks({ tasks: 10, lines: 200, everyMs: 25 })],
+  ['tasks', () => benchTasks({ tasks: 10, lines: 200, everyMs: 25, streams: 50 })],
+  ['density', () => benchDensity({ total: 500, running: 50, listN: 200 })],
 ] as const) {
   process.stdout.write(`==> ${name}\n`);
   const section = await bench();

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { docker, startDaemon, type Daemon } from '../tests/support/daemon.ts';
 import { TASK_DAEMON_ENV } from '../tests/support/tasks.ts';
+import { drainStream } from './exec.ts';
 import { ratio, summarize, type BenchSection } from './stats.ts';
 
 /**
@@ -90,9 +91,10 @@ function healthzFromChild(base: string, ms: number): Promise<number[]> {
 
 /**
  * Event latency: from an agent's output line to an SSE client, with `tasks` tasks running at once, against
- * a raw `docker exec tail -f` of the same file; and /healthz while they run, against idle.
+ * a raw `docker exec tail -f` of the same file; and /healthz while they run, against idle. A second round
+ * adds `streams` flooding SSE execs.
  */
-export async function benchTasks(opts: { tasks: number; lines: number; everyMs: number }): Promise<BenchSection> {
+export async function benchTasks(opts: { tasks: number; lines: number; everyMs: number; streams: number }): Promise<BenchSection> {
   const d = await startDaemon({ env: { ...TASK_DAEMON_ENV, SANDBOXD_DEFAULT_MEMORY_MB: '512', SANDBOXD_TASK_HEALTH_WAIT_S: '0' } });
   try {
     const ids: string[] = [];
@@ -103,34 +105,52 @@ export async function benchTasks(opts: { tasks: number; lines: number; everyMs: 
       await d.api('POST', `/v1/sandboxes/${r.body.id}/exec`, { cmd: ['sh', '-c', 'mkdir -p ~/bin && cat > ~/bin/claude && chmod +x ~/bin/claude'], stdin: FAKE_AGENT });
     }
     const idle = await healthzFromChild(d.url, 3000);
-    const ours: number[] = [];
-    const raw: number[] = [];
     const runMs = opts.lines * opts.everyMs;
-    const loaded = healthzFromChild(d.url, runMs);
-    const t0 = Date.now();
-    await Promise.all(ids.map(async (id) => {
-      const task = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'bench', agent: 'claude' });
-      if (task.status !== 202) throw new Error(`task submit failed: ${task.text}`);
-      await Promise.all([
-        sseDelays(d, task.body.events_url, ours),
-        rawTailDelays(id, `/home/sandbox/.sandboxed/tasks/${task.body.id}/out.jsonl`, opts.lines, raw),
-      ]);
-    }));
-    const wall = Date.now() - t0;
-    const hzLoad = summarize(await loaded);
+    /** One round: every sandbox runs a task; delays through the API and through the raw readers, and /healthz meanwhile. */
+    const round = async () => {
+      const ours: number[] = [];
+      const raw: number[] = [];
+      const loaded = healthzFromChild(d.url, runMs);
+      const t0 = Date.now();
+      await Promise.all(ids.map(async (id) => {
+        const task = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'bench', agent: 'claude' });
+        if (task.status !== 202) throw new Error(`task submit failed: ${task.text}`);
+        await Promise.all([
+          sseDelays(d, task.body.events_url, ours),
+          rawTailDelays(id, `/home/sandbox/.sandboxed/tasks/${task.body.id}/out.jsonl`, opts.lines, raw),
+        ]);
+        const done = await d.api('GET', `/v1/sandboxes/${id}/tasks/${task.body.id}`);
+        if (done.body.status !== 'succeeded') throw new Error(`a bench task ended ${done.body.status}: ${done.text}`);
+      }));
+      return { ours, raw, wall: Date.now() - t0, healthz: summarize(await loaded) };
+    };
+    const quiet = await round();
+    // Again, while a further sandbox streams `opts.streams` SSE execs as fast as it can to separate curl processes.
+    const flooder = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const window = Math.ceil(runMs / 1000) + 8;
+    const flood = { cmd: ['sh', '-c', 'cat /dev/zero | tr "\\0" a'], timeout_s: window + 30 };
+    const streams = Array.from({ length: opts.streams }, () => drainStream(`${d.url}/v1/sandboxes/${flooder}/exec`, flood, window));
+    await new Promise((r) => setTimeout(r, 1000));
+    const loud = await round();
+    const relayed = (await Promise.all(streams)).reduce((a, b) => a + b, 0);
     const hzIdle = summarize(idle);
-    const events = summarize(ours);
-    const baseline = summarize(raw);
+    const events = summarize(quiet.ours);
+    const baseline = summarize(quiet.raw);
+    const loudEvents = summarize(loud.ours);
+    const loudBaseline = summarize(loud.raw);
     return {
       title: 'Agent task events',
       rows: [
         { figure: `agent output line → SSE client, ${opts.tasks} tasks at once`, value: events, baseline: 'the same line → a raw `docker exec tail -f` of the output file', baselineValue: baseline, ratio: ratio(events, baseline) },
-        { figure: `GET /healthz while ${opts.tasks} tasks stream events`, value: hzLoad, baseline: 'GET /healthz idle, same daemon', baselineValue: hzIdle, ratio: ratio(hzLoad, hzIdle) },
+        { figure: `GET /healthz while ${opts.tasks} tasks stream events`, value: quiet.healthz, baseline: 'GET /healthz idle, same daemon', baselineValue: hzIdle, ratio: ratio(quiet.healthz, hzIdle) },
+        { figure: `agent output line → SSE client, ${opts.tasks} tasks and ${opts.streams} flooding SSE execs`, value: loudEvents, baseline: 'the same line → a raw `docker exec tail -f` reader', baselineValue: loudBaseline, ratio: ratio(loudEvents, loudBaseline) },
+        { figure: `GET /healthz while ${opts.tasks} tasks stream events and ${opts.streams} SSE execs flood`, value: loud.healthz, baseline: 'GET /healthz idle, same daemon', baselineValue: hzIdle, ratio: ratio(loud.healthz, hzIdle) },
       ],
       notes: [
-        `${opts.tasks} tasks, each an agent printing ${opts.lines} stream-json lines ${opts.everyMs} ms apart (a stand-in for the \`claude\` CLI on the sandbox's PATH: the real CLIs wait on the model); ${ours.length} events timed through the API, ${raw.length} lines through the raw readers; all tasks done in ${(wall / 1000).toFixed(1)} s.`,
+        `${opts.tasks} tasks per round, each an agent printing ${opts.lines} stream-json lines ${opts.everyMs} ms apart (a stand-in for the \`claude\` CLI on the sandbox's PATH: the real CLIs wait on the model); ${quiet.ours.length} + ${loud.ours.length} events timed through the API, ${quiet.raw.length} + ${loud.raw.length} lines through the raw readers; rounds took ${(quiet.wall / 1000).toFixed(1)} s and ${(loud.wall / 1000).toFixed(1)} s.`,
+        `Second round: ${opts.streams} \`curl -N\` processes read SSE execs printing as fast as they can (${(relayed / 1e6).toFixed(0)} MB relayed).`,
         'Each event is committed to SQLite before it is sent; the path is agent → file → `tail -f` in a Docker exec → worker thread → SQLite → main thread → SSE.',
-        '/healthz is sampled back to back from a separate process, 3 s idle and for the length of the task run.',
+        '/healthz is sampled back to back from a separate process, 3 s idle and for the length of each round.',
       ],
     };
   } finally {

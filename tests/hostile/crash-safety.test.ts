@@ -1,20 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prng } from '../support/prng.ts';
 import { expectConsistent, rows } from '../support/consistency.ts';
 import { Daemon, startDaemon } from '../support/daemon.ts';
-
-/** A small seeded PRNG (mulberry32): the same seed replays the same operations and kill points. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env.HOSTILE_SEED ?? 20261125);
 const OPS = 100;
