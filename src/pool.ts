@@ -15,6 +15,7 @@ const tasksFile = new URL('../threads/tasks.ts', import.meta.url).href;
 /** The worker pool that runs everything long-lived or heavy, off the thread that answers requests. */
 export class WorkerPool {
   private pool: Piscina;
+  private taskPool: Piscina;
   private timers: NodeJS.Timeout[] = [];
 
   private config: Config;
@@ -23,8 +24,14 @@ export class WorkerPool {
   constructor(config: Config, log: Logger) {
     this.config = config;
     this.log = log;
-    // Every worker task waits on I/O (engine sockets, SQLite), so one thread carries many at once.
-    this.pool = new Piscina({ maxThreads: config.workerThreads, minThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 64 });
+    // Every worker task waits on I/O (engine sockets, SQLite), so one thread carries many at once. All
+    // threads start at once: piscina gives new work to the least busy thread that exists, and would
+    // otherwise pile everything on the first until it is full.
+    const threads = config.workerThreads;
+    this.pool = new Piscina({ maxThreads: threads, minThreads: threads, concurrentTasksPerWorker: 64 });
+    // Agent tasks get threads of their own: a flood of exec output must not hold up their events.
+    const taskThreads = Math.max(1, Math.ceil(threads / 2));
+    this.taskPool = new Piscina({ maxThreads: taskThreads, minThreads: taskThreads, concurrentTasksPerWorker: 256 });
   }
 
   /** One full reconcile pass in a worker. */
@@ -49,7 +56,7 @@ export class WorkerPool {
    */
   task(taskId: string, env: Record<string, string>, attach: boolean): { port: MessagePort; done: Promise<string> } {
     const { port1, port2 } = new MessageChannel();
-    const done = this.pool.run({ config: this.config, taskId, env, attach, port: port2 }, { filename: tasksFile, name: 'runTask', transferList: [port2] }) as Promise<string>;
+    const done = this.taskPool.run({ config: this.config, taskId, env, attach, port: port2 }, { filename: tasksFile, name: 'runTask', transferList: [port2] }) as Promise<string>;
     return { port: port1, done };
   }
 
@@ -100,6 +107,6 @@ export class WorkerPool {
   async close(): Promise<void> {
     this.closed = true;
     this.timers.forEach(clearInterval);
-    await this.pool.destroy();
+    await Promise.all([this.pool.destroy(), this.taskPool.destroy()]);
   }
 }

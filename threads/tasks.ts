@@ -141,12 +141,16 @@ class TaskRun {
     if (this.stopping && this.agentPid) await this.script(SIGNAL_PID, ['signal', String(this.agentPid), 'KILL']).catch(() => undefined);
     const failure = this.agentFailure(exit);
     if (failure) return this.outcome(failure);
-    let build: TaskOutcome['build'] = null;
+    let build: TaskOutcome['build'];
     if (!this.attach || reached < PHASES.indexOf('health_check')) {
       if (!this.attach || reached < PHASES.indexOf('build_check')) this.emit([{ type: 'status', phase: 'build_check' }], { phase: 'build_check' });
       build = await this.buildCheck();
-      if (build) this.emit([{ type: 'build', ...build }]);
-      this.emit([{ type: 'status', phase: 'health_check' }], { phase: 'health_check' });
+      if (this.stopping) return this.outcome(this.stopFailure(), { build });
+      // The build's event and the next phase are committed together: a re-attach repeats neither.
+      this.emit([...(build ? [{ type: 'build' as const, ...build }] : []), { type: 'status', phase: 'health_check' }], { phase: 'health_check' });
+    } else {
+      const done = this.store.tasks.eventsAfter(this.task.id, 0, 1_000_000).filter((e) => e.type === 'build').at(-1);
+      build = done?.type === 'build' ? { ok: done.ok, ...(done.message !== undefined ? { message: done.message } : {}) } : null;
     }
     const preview = await this.healthCheck();
     return this.outcome(undefined, { build, preview });
