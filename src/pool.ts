@@ -24,14 +24,12 @@ export class WorkerPool {
   constructor(config: Config, log: Logger) {
     this.config = config;
     this.log = log;
-    // Every worker task waits on I/O (engine sockets, SQLite), so one thread carries many at once. All
-    // threads start at once: piscina gives new work to the least busy thread that exists, and would
-    // otherwise pile everything on the first until it is full.
-    const threads = config.workerThreads;
-    this.pool = new Piscina({ maxThreads: threads, minThreads: threads, concurrentTasksPerWorker: 64 });
-    // Agent tasks get threads of their own: a flood of exec output must not hold up their events.
-    const taskThreads = Math.max(1, Math.ceil(threads / 2));
-    this.taskPool = new Piscina({ maxThreads: taskThreads, minThreads: taskThreads, concurrentTasksPerWorker: 256 });
+    // Every worker task waits on I/O (engine sockets, SQLite), so one thread carries many at once. piscina
+    // gives work to the least busy thread that exists and starts another only when all are full: a flood of
+    // exec output stays on few threads and cannot starve the thread that answers requests.
+    this.pool = new Piscina({ maxThreads: config.workerThreads, minThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 64 });
+    // Agent tasks get a thread of their own, so an exec flood does not hold up their events.
+    this.taskPool = new Piscina({ maxThreads: Math.max(1, Math.ceil(config.workerThreads / 2)), minThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 256 });
   }
 
   /** One full reconcile pass in a worker. */
