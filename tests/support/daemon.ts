@@ -156,8 +156,12 @@ export class Daemon {
   /** Stops the process and removes every container, the network and the data dir it made. */
   async cleanup(): Promise<void> {
     await this.stop(true).catch(() => undefined);
-    for (const c of await this.containers().catch(() => [])) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    // A container busy with exec streams can refuse its first removal: look again, a few times.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const left = await this.containers().catch(() => []);
+      if (!left.length) break;
+      for (const c of left) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      if (attempt) await new Promise((r) => setTimeout(r, 1000));
     }
     await docker.getNetwork(this.network).remove().catch(() => undefined);
     rmSync(this.dataDir, { recursive: true, force: true });
