@@ -28,7 +28,9 @@ async function readiness(ctx: RequestContext) {
 function renderMetrics(ctx: RequestContext): string {
   const byStatus = ctx.deps.store.db.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM sandboxes GROUP BY status');
   const pool = ctx.deps.pool.stats();
+  const tasksRunning = ctx.deps.store.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'running'`)?.n ?? 0;
   return ctx.deps.metrics.render([
+    { name: 'sandboxd_tasks_running', help: 'Agent tasks running now.', samples: [[{}, Number(tasksRunning)]] },
     { name: 'sandboxd_sandboxes', help: 'Sandboxes by status.', samples: byStatus.map((r) => [{ status: r.status }, Number(r.n)]) },
     { name: 'sandboxd_exec_sessions', help: 'Commands running through the worker pool now.', samples: [[{}, pool.execActive]] },
     { name: 'sandboxd_worker_threads', help: 'Worker threads in the pool.', samples: [[{}, pool.threads]] },
