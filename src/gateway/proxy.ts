@@ -5,8 +5,14 @@ import type { Duplex } from 'node:stream';
 /** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-/** One pool of upstream connections for every sandbox: keep-alive saves a TCP handshake per request. */
-export const upstreamAgent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
+/**
+ * One pool of upstream connections for every sandbox: keep-alive saves a TCP handshake per request. At most
+ * 64 connections per sandbox port at once, the rest wait their turn here: a burst at a just-woken app
+ * (200 requests held during a wake) would otherwise overflow a small accept queue (busybox httpd's is 9),
+ * and every dropped connect costs seconds of SYN retries. Long-lived responses (SSE) count against the 64;
+ * WebSockets do not (they are proxied outside this pool).
+ */
+export const upstreamAgent = new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 60_000 });
 
 function forwarded(req: IncomingMessage): Record<string, string> {
   const prior = req.headers['x-forwarded-for'];

@@ -1,4 +1,4 @@
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { migrations } from './migrations.ts';
 
 export type Row = Record<string, unknown>;
@@ -16,17 +16,26 @@ export class Db {
     this.raw.exec('PRAGMA foreign_keys = ON');
   }
 
+  /** Prepared statements by their text: the same few queries run on every request (the gateway's lookup). */
+  private statements = new Map<string, StatementSync>();
+
+  private prepare(sql: string): StatementSync {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.raw.prepare(sql)));
+    return st;
+  }
+
   /** Runs a statement that returns no rows; answers how many rows it changed. */
   run(sql: string, ...params: Param[]): number {
-    return Number(this.raw.prepare(sql).run(...params).changes);
+    return Number(this.prepare(sql).run(...params).changes);
   }
 
   get<T = Row>(sql: string, ...params: Param[]): T | undefined {
-    return this.raw.prepare(sql).get(...params) as T | undefined;
+    return this.prepare(sql).get(...params) as T | undefined;
   }
 
   all<T = Row>(sql: string, ...params: Param[]): T[] {
-    return this.raw.prepare(sql).all(...params) as T[];
+    return this.prepare(sql).all(...params) as T[];
   }
 
   private depth = 0;
