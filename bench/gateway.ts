@@ -116,7 +116,7 @@ export async function benchGateway(opts: { wakeN: number; loadMs: number; concur
       await untilServed(() => get('127.0.0.1', caddyPort, '/index.html'));
       const viaCaddy = await load((agent) => get('127.0.0.1', caddyPort, '/index.html', { agent }), opts.concurrency, opts.loadMs);
       const cd = summarize(viaCaddy.latencies);
-      rows.push({ figure: `gateway GET (${opts.concurrency} keep-alive clients)`, value: gw, baseline: `Caddy ${(await run('caddy', ['version'])).stdout.split(' ')[0]} reverse_proxy to the same container`, baselineValue: cd, ratio: ratio(gw, cd) });
+      rows.push({ figure: `gateway GET (${opts.concurrency} keep-alive clients)`, value: gw, baseline: `Caddy ${(await run('caddy', ['version'])).stdout.trim().split(/\s+/)[0]} reverse_proxy to the same container`, baselineValue: cd, ratio: ratio(gw, cd) });
       notes.push(`Throughput: Caddy ${viaCaddy.rps.toFixed(0)} req/s.`);
     } else {
       notes.push('Caddy baseline not measured: `caddy` is not installed (Debian: apt-get install -y caddy).');
