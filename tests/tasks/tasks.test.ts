@@ -253,6 +253,29 @@ describe('tasks across stops, deletes and daemon restarts', () => {
     expect(readFileSync(join(d.dataDir, 'workspaces', id, 'workspace/app/hello.txt'), 'utf8')).toBe('hello from the agent\n');
   });
 
+  it('kill -9 during the build check: the restarted daemon finishes the checks without repeating an event', async () => {
+    const id = await sandbox({ ANTHROPIC_API_KEY: KEY });
+    await d.api('PUT', `/v1/sandboxes/${id}/files`, { path: 'package.json', content: JSON.stringify({ name: 'app', private: true, scripts: { build: 'sleep 3 && echo built' } }) });
+    await startFakeModel(d, id, 4109, 'ok');
+    const taskId = await submit(id, { prompt: 'write hello.txt', agent: 'claude', env: claudeEnv(4109) });
+    const url = `/v1/sandboxes/${id}/tasks/${taskId}/events`;
+    for (let i = 0; i < 200; i++) {
+      const { events } = await readEvents(d, url, { max: 100, timeoutMs: 300 });
+      if (events.some((e) => e.event === 'status' && e.data.phase === 'build_check')) break;
+    }
+    await d.stop(true);
+    d = await new Daemon({ reuse: d }).start();
+    const task = await waitForTask(d, id, taskId);
+    expect(task.status, JSON.stringify(task)).toBe('succeeded');
+    expect(task.result).toMatchObject({ message: 'Done: I wrote hello.txt.', build: { ok: true }, files_changed: ['hello.txt'] });
+    const { events } = await readEvents(d, url);
+    expect(events.map((e) => e.id)).toEqual(events.map((_, i) => i + 1));
+    expect(events.filter((e) => e.event === 'status').map((e) => e.data.phase)).toEqual(['checkpoint', 'agent_running', 'build_check', 'health_check']);
+    expect(events.filter((e) => e.event === 'build')).toHaveLength(1);
+    expect(events.filter((e) => e.event === 'message')).toHaveLength(2);
+    expect(events.filter((e) => e.event === 'done')).toHaveLength(1);
+  });
+
   it('a task whose sandbox is gone when the daemon restarts is failed with a reason, never left running', async () => {
     const id = await sandbox({ ANTHROPIC_API_KEY: KEY });
     await startFakeModel(d, id, 4108, 'hang');
