@@ -13,9 +13,16 @@ export async function reapIdle(task: { config: Config }): Promise<string[]> {
   const { store, runtime, log } = workerContext(task.config, 'idle-reaper');
   const stopped: string[] = [];
   for (const rec of store.sandboxes.list({ status: 'running', limit: 100_000 })) {
-    const verdict = idleVerdict(rec, store.activity.leases(rec.id), Date.now());
-    if (!verdict.stopNow) continue;
-    if (!store.sandboxes.transition(rec.id, ['running'], 'stopping', 'idle', {}, rec.version)) continue;
+    if (!idleVerdict(rec, store.activity.leases(rec.id), Date.now()).stopNow) continue;
+    // Decide again inside the claim's transaction: a lease opened or a use recorded since the first look
+    // (a task submitted, a terminal opened) does not bump the row's version, but it is seen here.
+    const verdict = store.db.tx(() => {
+      const fresh = store.sandboxes.get(rec.id);
+      if (!fresh || fresh.version !== rec.version) return undefined;
+      const v = idleVerdict(fresh, store.activity.leases(rec.id), Date.now());
+      return v.stopNow && store.sandboxes.transition(rec.id, ['running'], 'stopping', 'idle', {}, rec.version) ? v : undefined;
+    });
+    if (!verdict) continue;
     try {
       await runtime.stop(rec.id, task.config.stopGraceS);
       store.sandboxes.transition(rec.id, ['stopping'], 'stopped', 'idle', { stoppedAt: Date.now(), lastStopReason: 'idle' });
