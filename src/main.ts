@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     server.closeAllConnections();
     gateway.close();
     gateway.closeAllConnections();
+    tasks.close();
     await pool.close().catch(() => undefined);
     store.db.close();
     process.exit(0);

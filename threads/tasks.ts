@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../src/config.ts';
 import { errorMessage, type Logger } from '../src/log.ts';
@@ -11,7 +12,7 @@ import { normaliserFor, type Normaliser } from '../src/tasks/normalise.ts';
 import { redactor } from '../src/tasks/redact.ts';
 import type { TaskControl, TaskMessage } from '../src/tasks/protocol.ts';
 import {
-  AGENT_EXIT, BUILD_CHECK, CHECKPOINT, FILES_CHANGED, FOLLOW, HEALTH_CHECK, LAUNCH_AND_FOLLOW, NO_BUILD, taskDir,
+  AGENT_EXIT, ATTACH_INFO, BUILD_CHECK, CHECKPOINT, FILES_CHANGED, FOLLOW, HEALTH_CHECK, LAUNCH_AND_FOLLOW, NO_BUILD, taskDir,
 } from '../src/tasks/scripts.ts';
 import { workerContext } from './context.ts';
 
@@ -58,7 +59,7 @@ class TaskRun {
   private env: Record<string, string>;
   private attach: boolean;
   private port: MessagePort;
-  private redact: (body: TaskEventBody) => TaskEventBody;
+  private redact: <T>(value: T) => T;
   private normaliser: Normaliser;
   private dir: string;
   private agentPid: number | undefined;
@@ -66,6 +67,8 @@ class TaskRun {
   private timer: NodeJS.Timeout | undefined;
   /** The exec reading the agent's output, while it runs. */
   private following: ExecSession | undefined;
+  /** The build check's exec, while it runs: a cancel ends it too. */
+  private building: ExecSession | undefined;
 
   constructor(ctx: { store: Store; runtime: Runtime; log: Logger; config: Config }, task: TaskRecord, job: { env: Record<string, string>; attach: boolean; port: MessagePort }) {
     this.store = ctx.store;
@@ -108,6 +111,7 @@ class TaskRun {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    void this.building?.kill('KILL').catch(() => undefined);
     const pid = this.agentPid;
     if (pid === undefined) return;
     await this.script(SIGNAL_PID, ['signal', String(pid), 'TERM']).catch(() => undefined);
@@ -132,8 +136,14 @@ class TaskRun {
       if (this.stopping) throw this.stopFailure();
       this.emit([{ type: 'status', phase: 'agent_running' }], { phase: 'agent_running', checkpoint });
     } else {
-      const pid = await this.script('cat "$0/pid" 2>/dev/null', [this.dir]);
-      this.setPid(Number(pid.stdout.trim()) || undefined);
+      const seen = await this.script(ATTACH_INFO, [this.dir]);
+      const [pidLine = '', state = '', ...environ] = seen.stdout.split('\n');
+      // Task env was never stored: the agent's own environment says which secrets to keep out of events.
+      const agentEnv = Object.fromEntries(environ.filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      this.redact = redactor({ ...agentEnv, ...this.env });
+      // An agent that had ended, or a task past it, is not timed out by a deadline that passed while no daemon ran.
+      if (state.trim() === 'exited' || reached >= PHASES.indexOf('build_check')) this.clearTimer();
+      this.setPid(Number(pidLine.trim()) || undefined);
     }
     const exit = await this.follow(!this.attach);
     this.clearTimer();
@@ -194,14 +204,25 @@ class TaskRun {
       if (lineNo > already && bodies.length) this.emit(bodies, { linesRead: lineNo });
     };
     let stderr = '';
+    let broken: unknown;
+    // Characters cut between two chunks are put back together before any line is read.
+    const decoder = new StringDecoder('utf8');
     session.onOutput((stream, chunk) => {
       if (stream === 'stderr') return void (stderr = (stderr + chunk.toString('utf8')).slice(-2000));
-      const text = partial + chunk.toString('utf8');
-      const lines = text.split('\n');
+      if (broken) return;
+      const lines = (partial + decoder.write(chunk)).split('\n');
       partial = lines.pop() ?? '';
-      for (const l of lines) consume(l);
+      try {
+        for (const l of lines) consume(l);
+      } catch (err) {
+        // A failed commit (disk full, a lock held too long) ends this task, not the thread it shares with others.
+        broken = err;
+        void session.kill('KILL').catch(() => undefined);
+      }
     });
     const { exitCode } = await session.done.finally(() => (this.following = undefined));
+    if (broken) throw broken;
+    partial += decoder.end();
     if (partial) consume(partial);
     if (exitCode === 3 && !launch) throw new TaskFailure('internal', 'the daemon restarted while it was starting the agent; submit the task again');
     if (launch && this.agentPid === undefined) throw new TaskFailure('internal', `the agent could not be started: ${stderr.trim() || `exit code ${exitCode}`}`);
@@ -233,7 +254,8 @@ class TaskRun {
 
   private async buildCheck(): Promise<TaskOutcome['build']> {
     const limit = this.config.tasks.buildTimeoutS;
-    const r = await this.script(BUILD_CHECK, [String(limit)], HOME, undefined, (limit + 30) * 1000);
+    const r = await this.script(BUILD_CHECK, [String(limit)], HOME, undefined, (limit + 30) * 1000, (s) => (this.building = s));
+    this.building = undefined;
     if (r.code === NO_BUILD) return null;
     const tail = r.stdout.trim();
     if (r.code === 0) return { ok: true };
@@ -289,8 +311,9 @@ class TaskRun {
   }
 
   /** Runs a sandbox-side script as the sandbox user and collects its output. */
-  private async script(script: string, args: string[], cwd = HOME, env?: Record<string, string>, timeoutMs = SCRIPT_TIMEOUT_MS): Promise<{ code: number; stdout: string; stderr: string }> {
+  private async script(script: string, args: string[], cwd = HOME, env?: Record<string, string>, timeoutMs = SCRIPT_TIMEOUT_MS, started?: (s: ExecSession) => void): Promise<{ code: number; stdout: string; stderr: string }> {
     const session = await this.runtime.exec(this.task.sandboxId, { cmd: ['/bin/sh', '-c', script, ...args], cwd, ...(env ? { env } : {}) });
+    started?.(session);
     const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     session.onOutput((stream, chunk) => out[stream].push(chunk));
     const timer = setTimeout(() => void session.kill('KILL').catch(() => undefined), timeoutMs);

@@ -85,7 +85,7 @@ function streamEvents(ctx: RequestContext<unknown, EventsQuery>): void {
     if (ended) return;
     res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(eventView(e))}\n\n`);
     if (e.type === 'done') end();
-  });
+  }, end);
   if (ended) stop();
 }
 
@@ -152,7 +152,7 @@ export const taskWsRoutes: WsRoute[] = [
           if (ended || ws.readyState !== ws.OPEN) return;
           ws.send(JSON.stringify(eventView(e)));
           if (e.type === 'done') (ended = true, ws.close(1000, 'done'));
-        });
+        }, () => ((ended = true), ws.close(1001, 'task deleted')));
         if (ended) stop();
       };
     },

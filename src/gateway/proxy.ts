@@ -5,6 +5,11 @@ import type { Duplex } from 'node:stream';
 /** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/** How long a request may wait for one of those connections before it is answered 503. */
+const QUEUE_WAIT_MS = 15_000;
+/** The error code of a request that waited too long for an upstream connection. */
+export const UPSTREAM_BUSY = 'ESANDBOXBUSY';
+
 /**
  * One pool of upstream connections for every sandbox: keep-alive saves a TCP handshake per request. At most
  * 64 connections per sandbox port at once, the rest wait their turn here: a burst at a just-woken app
@@ -43,6 +48,10 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, ip: string,
     const fwd = forwarded(req);
     const headers = [...endToEnd(req.rawHeaders, new Set(Object.keys(fwd))), ...Object.entries(fwd)];
     const upstream = request({ host: ip, port, method: req.method, path: req.url, headers: headers.flat(), agent: upstreamAgent });
+    // Waiting behind 64 open requests (long-lived ones, or someone holding them open) has a limit too.
+    const queued = setTimeout(() => upstream.destroy(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY })), QUEUE_WAIT_MS);
+    upstream.once('socket', () => clearTimeout(queued));
+    upstream.once('close', () => clearTimeout(queued));
     upstream.on('response', (up) => {
       res.writeHead(up.statusCode ?? 502, up.statusMessage, endToEnd(up.rawHeaders).flat());
       up.pipe(res);

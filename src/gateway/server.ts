@@ -11,7 +11,7 @@ import type { Authenticator } from '../api/auth.ts';
 import { notFoundPage, notListeningPage, privatePage, startingPage, wakeFailedPage } from './pages.ts';
 import type { PreviewTokens } from './preview-tokens.ts';
 import { isPrivate, previewAccess, stripPreviewCredentials } from './private.ts';
-import { proxyHttp, proxyUpgrade } from './proxy.ts';
+import { proxyHttp, proxyUpgrade, UPSTREAM_BUSY } from './proxy.ts';
 import type { Waker } from './wake.ts';
 
 /** What the gateway needs; it never sees the API's routes, so no Host header can reach them through it. */
@@ -102,6 +102,9 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       const ip = await address(req, res, rec, port);
       if (!ip) return;
       await proxyHttp(req, res, ip, port).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code === UPSTREAM_BUSY) {
+          return answer(req, res, new AppError('capacity', `${err.message}; retry shortly`), wakeFailedPage(err.message), { 'retry-after': '2' });
+        }
         addresses.delete(`${rec.id}@${rec.version}`);
         if (err.code !== 'ECONNREFUSED' && err.code !== 'EHOSTUNREACH') throw err;
         // Running, but the app is not (yet) listening on this port.

@@ -102,8 +102,9 @@ export function containerName(sandboxId: string): string {
   return `s-${sandboxId}`;
 }
 
-/** Whether an error means the container engine could not be reached at all (socket gone, refused, reset). */
+/** Whether an error means the container engine could not be reached at all (socket gone or refused). */
 export function isEngineUnreachable(err: unknown): boolean {
   const e = err as { code?: unknown; syscall?: unknown } | null;
-  return typeof e === 'object' && e !== null && ['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE'].includes(String(e.code)) && (e.syscall === 'connect' || e.code !== 'ENOENT');
+  // Only failures to connect: a reset mid-request can as well be a client's, and is not the engine's absence.
+  return typeof e === 'object' && e !== null && ['ENOENT', 'ECONNREFUSED'].includes(String(e.code)) && e.syscall === 'connect';
 }

@@ -38,7 +38,9 @@ export const LAUNCH_AND_FOLLOW = [
   'rm -f "$d/pid" "$d/exit" && : > "$d/out.jsonl" || exit 1',
   // The subshell makes the agent an orphan that init reaps: as a child of tail it would stay a zombie
   // when it ends, and tail --pid would wait for it forever.
-  `( setsid sh -c 'echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid"; "$@" < /dev/null > "$0/out.jsonl" 2> "$0/err.log"; echo $? > "$0/exit"' "$d" "$@" < /dev/null > /dev/null 2>&1 & )`,
+  // The wrapper catches TERM (its child, the agent, still gets the default action): on a cancel it outlives
+  // the agent, records its exit code, and only then lets tail end, so the grace period is the agent's.
+  `( setsid sh -c 'trap : TERM; echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid"; "$@" < /dev/null > "$0/out.jsonl" 2> "$0/err.log"; echo $? > "$0/exit"' "$d" "$@" < /dev/null > /dev/null 2>&1 & )`,
   'i=0; while [ ! -s "$d/pid" ] && [ $i -lt 200 ]; do sleep 0.02; i=$((i+1)); done',
   '[ -s "$d/pid" ] || { echo "the agent did not start" >&2; exit 1; }',
   'cat "$d/pid"',
@@ -51,9 +53,21 @@ export const LAUNCH_AND_FOLLOW = [
  */
 export const FOLLOW = [
   'd=$0',
+  // A launch cut short by the daemon's death may still be writing the pid: give it a few seconds.
+  'i=0; while [ ! -s "$d/pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
   '[ -s "$d/pid" ] || exit 3',
   'touch "$d/out.jsonl"',
   TAIL,
+].join('\n');
+
+/**
+ * What a re-attach needs ($0 = task dir): the agent's pid, `exited` or `running`, then the agent's
+ * environment one variable per line (to know which secrets to redact).
+ */
+export const ATTACH_INFO = [
+  'pid=$(cat "$0/pid" 2>/dev/null); echo "$pid"',
+  'if [ -f "$0/exit" ]; then echo exited; else echo running; fi',
+  '[ -n "$pid" ] && tr "\\000" "\\n" < /proc/"$pid"/environ 2>/dev/null || true',
 ].join('\n');
 
 /** Prints `<exit code or "none">` then the last 2 KB of the agent's stderr; $0 = task dir. */

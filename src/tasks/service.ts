@@ -24,6 +24,12 @@ export interface TaskRequest {
 
 const REPLAY_PAGE = 500;
 
+/** A stream following a task: each event, and `gone` when the task itself was deleted (its sandbox purged). */
+interface Listener {
+  event(e: TaskEvent): void;
+  gone(): void;
+}
+
 /**
  * Agent tasks on the main thread: submits them to workers, relays the events workers have committed to
  * live listeners, cancels, and re-attaches to tasks a previous daemon left running.
@@ -35,8 +41,10 @@ export class Tasks {
   private lifecycle: Lifecycle;
   private activity: Activity;
   private log: Logger;
-  private listeners = new Map<string, Set<(e: TaskEvent) => void>>();
+  private listeners = new Map<string, Set<Listener>>();
   private workers = new Map<string, MessagePort>();
+  /** Set while the daemon shuts down: workers ended by the shutdown leave their tasks for the next daemon. */
+  private closing = false;
 
   constructor(deps: { config: Config; store: Store; pool: WorkerPool; lifecycle: Lifecycle; activity: Activity; log: Logger }) {
     this.config = deps.config;
@@ -56,7 +64,11 @@ export class Tasks {
       id, sandboxId: sandbox.id, owner: sandbox.owner, agent: req.agent, model: req.model ?? null, prompt: req.prompt,
       timeoutS: req.timeout_s ?? this.config.tasks.timeoutS, createdAt: Date.now(),
     });
-    if (!inserted) this.refuseIfBusy(sandbox.id);
+    if (!inserted) {
+      this.refuseIfBusy(sandbox.id);
+      // The other task ended between the insert and this look: the client may simply try again.
+      throw new AppError('task_in_progress', 'another task was starting in this sandbox; submit again', undefined, 1);
+    }
     // The env may hold provider keys: the audit log names the variables, never their values.
     this.store.audit.record({
       actor: actor.name, action: 'task.create', sandboxId: sandbox.id, requestId: actor.requestId, outcome: 'ok',
@@ -82,6 +94,11 @@ export class Tasks {
     else this.end(task.id, 'cancelled', 'the task was cancelled');
   }
 
+  /** The daemon is shutting down: running tasks stay `running`, for the next daemon to re-attach. */
+  close(): void {
+    this.closing = true;
+  }
+
   /** Re-attaches to every task a previous daemon left running (their workers died with it). */
   resume(): number {
     const running = this.store.tasks.running();
@@ -93,7 +110,7 @@ export class Tasks {
    * Calls `onEvent` with every event after `since` (replayed from the store), then the live ones, each
    * exactly once and in order. Answers a function that stops listening.
    */
-  follow(taskId: string, since: number, onEvent: (e: TaskEvent) => void): () => void {
+  follow(taskId: string, since: number, onEvent: (e: TaskEvent) => void, onGone: () => void = () => undefined): () => void {
     let last = since;
     let replaying = true;
     const held: TaskEvent[] = [];
@@ -102,7 +119,7 @@ export class Tasks {
       last = e.seq;
       onEvent(e);
     };
-    const listener = (e: TaskEvent) => (replaying ? held.push(e) : deliver(e));
+    const listener: Listener = { event: (e) => (replaying ? held.push(e) : deliver(e)), gone: onGone };
     // Listen before reading the store: an event committed meanwhile arrives both ways and is sent once.
     let set = this.listeners.get(taskId);
     if (!set) this.listeners.set(taskId, (set = new Set()));
@@ -121,7 +138,7 @@ export class Tasks {
   }
 
   private publish(taskId: string, e: TaskEvent): void {
-    for (const l of this.listeners.get(taskId) ?? []) l(e);
+    for (const l of this.listeners.get(taskId) ?? []) l.event(e);
   }
 
   private run(taskId: string, sandboxId: string, env: Record<string, string>, attach: boolean): void {
@@ -132,13 +149,16 @@ export class Tasks {
     done.then(
       () => undefined,
       (err: unknown) => {
-        this.log.error('a task worker failed', { task: taskId, error: errorMessage(err) });
         port.close();
+        if (this.closing) return; // the shutdown ended the worker; the next daemon re-attaches the task
+        this.log.error('a task worker failed', { task: taskId, error: errorMessage(err) });
         this.end(taskId, 'failed', `the task's worker failed inside sandboxd: ${errorMessage(err)}`);
       },
     ).finally(() => {
       this.workers.delete(taskId);
       lease.release();
+      // A purge deletes the task with its sandbox: nothing more will come, so streams following it end.
+      if (!this.closing && !this.store.tasks.get(taskId)) for (const l of [...(this.listeners.get(taskId) ?? [])]) l.gone();
     });
   }
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';
 
 describe('R7 abuse inside one sandbox', () => {
   let d: Daemon;
@@ -10,7 +10,8 @@ describe('R7 abuse inside one sandbox', () => {
     const abuser = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
     const victim = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
     const host = `s-${victim.toLowerCase()}-3000.preview.localhost`;
-    expect((await d.gateway(host, '/')).status).toBe(200);
+    // The app in a new sandbox takes a moment to listen.
+    expect(await eventually(async () => (await d.gateway(host, '/')).status === 200)).toBe(true);
 
     // One launch starts all three: once the fork bomb holds every pid (or the hog every byte), nothing else could start.
     const abuse = [

@@ -176,6 +176,20 @@ describe('agent tasks with the real CLIs against a scripted model', () => {
     expect(page2.body).toMatchObject({ data: [{ id: oc }], next_cursor: null });
   });
 
+  it('purging the sandbox of a running task ends the streams following it', async () => {
+    const id = await sandbox({ ANTHROPIC_API_KEY: KEY });
+    await startFakeModel(d, id, 4111, 'hang');
+    const taskId = await submit(id, { prompt: 'write hello.txt', agent: 'claude', env: claudeEnv(4111) });
+    const following = readEvents(d, `/v1/sandboxes/${id}/tasks/${taskId}/events`, { timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await d.api('DELETE', `/v1/sandboxes/${id}?purge=true`)).status).toBe(200);
+    const t0 = Date.now();
+    const { events } = await following;
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(events.map((e) => e.event)).toContain('status');
+    expect((await d.api('GET', `/v1/sandboxes/${id}/tasks/${taskId}`)).status).toBe(404);
+  });
+
   it('rejects bad task requests with the field named, before waking or recording anything', async () => {
     const id = await sandbox();
     await d.api('POST', `/v1/sandboxes/${id}/stop`);
@@ -224,10 +238,10 @@ describe('tasks across stops, deletes and daemon restarts', () => {
     expect((await readEvents(d, `/v1/sandboxes/${id}/tasks/${taskId}/events`)).events).toEqual(events);
   });
 
-  it('kill -9 of the daemon mid-task: the restarted daemon re-attaches and the task ends with every event exactly once', async () => {
+  it.each([['kill -9', true, 4107], ['SIGTERM (a graceful restart)', false, 4110]] as const)('%s of the daemon mid-task: the restarted daemon re-attaches and the task ends with every event exactly once', async (_how, hard, port) => {
     const id = await sandbox({ ANTHROPIC_API_KEY: KEY });
-    await startFakeModel(d, id, 4107, 'ok', 4000);
-    const taskId = await submit(id, { prompt: 'write hello.txt', agent: 'claude', env: claudeEnv(4107) });
+    await startFakeModel(d, id, port, 'ok', 4000);
+    const taskId = await submit(id, { prompt: 'write hello.txt', agent: 'claude', env: claudeEnv(port) });
     const url = `/v1/sandboxes/${id}/tasks/${taskId}/events`;
     // Up to the completed write: the agent is now waiting for the (slow) final answer.
     const seen: number[] = [];
@@ -239,7 +253,7 @@ describe('tasks across stops, deletes and daemon restarts', () => {
       }
     }
     expect(seen.length).toBeGreaterThan(3);
-    await d.stop(true);
+    await d.stop(hard);
     d = await new Daemon({ reuse: d }).start();
     const task = await waitForTask(d, id, taskId);
     expect(task.status, JSON.stringify(task)).toBe('succeeded');
