@@ -133,9 +133,9 @@ export async function benchTasks(opts: { tasks: number; lines: number; everyMs: 
     await new Promise((r) => setTimeout(r, 1000));
     const loud = await round();
     const relayed = (await Promise.all(streams)).reduce((a, b) => a + b, 0);
-    // End the floods inside the sandbox before cleanup: Docker 20.10 can leave a stale network endpoint
-    // behind when a container is force-removed with busy execs in it.
-    await d.api('POST', `/v1/sandboxes/${flooder}/stop`);
+    // Stop every sandbox (the floods, the raw `tail -f` readers) before cleanup: Docker 20.10 can leave a
+    // stale network endpoint behind when a container is force-removed with execs still running in it.
+    await Promise.all([...ids, flooder].map((id) => d.api('POST', `/v1/sandboxes/${id}/stop`)));
     const hzIdle = summarize(idle);
     const events = summarize(quiet.ours);
     const baseline = summarize(quiet.raw);
