@@ -31,6 +31,7 @@ export interface Config {
   idleTickS: number;
   gatewayHost: string;
   wakeHoldS: number;
+  gatewayQueueWaitS: number;
   startingPageAfterMs: number;
   previewSecret: string | undefined;
   pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string; startFootprintMb: number };
@@ -118,6 +119,7 @@ export function loadConfig(env: Env): Config {
     idleTickS: p.int('SANDBOXD_IDLE_TICK_S', 15, 1, 3600),
     gatewayHost: p.str('SANDBOXD_GATEWAY_HOST', '0.0.0.0'),
     wakeHoldS: p.int('SANDBOXD_WAKE_HOLD_S', 20, 1, 600),
+    gatewayQueueWaitS: p.int('SANDBOXD_GATEWAY_QUEUE_WAIT_S', 15, 1, 600),
     startingPageAfterMs: p.int('SANDBOXD_STARTING_PAGE_AFTER_MS', 1500, 0, 600_000),
     previewSecret: env.SANDBOXD_PREVIEW_SECRET?.trim() || undefined,
     pressure: {

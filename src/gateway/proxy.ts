@@ -5,8 +5,6 @@ import type { Duplex } from 'node:stream';
 /** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-/** How long a request may wait for one of those connections before it is answered 503. */
-const QUEUE_WAIT_MS = 15_000;
 /** The error code of a request that waited too long for an upstream connection. */
 export const UPSTREAM_BUSY = 'ESANDBOXBUSY';
 
@@ -43,13 +41,20 @@ function endToEnd(raw: string[], drop: Set<string> = new Set()): [string, string
  * Streams one request to ip:port and the answer back, bodies in both directions as they come. Settles
  * with the upstream error when nothing has been sent to the client yet (so the caller can answer).
  */
-export function proxyHttp(req: IncomingMessage, res: ServerResponse, ip: string, port: number): Promise<void> {
+export function proxyHttp(req: IncomingMessage, res: ServerResponse, ip: string, port: number, queueWaitMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const fwd = forwarded(req);
     const headers = [...endToEnd(req.rawHeaders, new Set(Object.keys(fwd))), ...Object.entries(fwd)];
     const upstream = request({ host: ip, port, method: req.method, path: req.url, headers: headers.flat(), agent: upstreamAgent });
-    // Waiting behind 64 open requests (long-lived ones, or someone holding them open) has a limit too.
-    const queued = setTimeout(() => upstream.destroy(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY })), QUEUE_WAIT_MS);
+    // Waiting behind 64 open requests (long-lived ones, or someone holding them open) has a limit too
+    // (SANDBOXD_GATEWAY_QUEUE_WAIT_S), after which the request is answered 503.
+    // A request still queued in the agent reports its destruction only once it gets a socket: answer at once.
+    let gaveUp = false;
+    const queued = setTimeout(() => {
+      gaveUp = true;
+      upstream.destroy();
+      reject(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY }));
+    }, queueWaitMs);
     upstream.once('socket', () => clearTimeout(queued));
     upstream.once('close', () => clearTimeout(queued));
     upstream.on('response', (up) => {
@@ -59,6 +64,7 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, ip: string,
       up.on('error', () => (res.destroy(), resolve()));
     });
     upstream.on('error', (err) => {
+      if (gaveUp) return;
       if (res.headersSent) return (res.destroy(), resolve());
       reject(err);
     });

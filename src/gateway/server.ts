@@ -101,7 +101,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     try {
       const ip = await address(req, res, rec, port);
       if (!ip) return;
-      await proxyHttp(req, res, ip, port).catch(async (err: NodeJS.ErrnoException) => {
+      await proxyHttp(req, res, ip, port, config.gatewayQueueWaitS * 1000).catch(async (err: NodeJS.ErrnoException) => {
         if (err.code === UPSTREAM_BUSY) {
           return answer(req, res, new AppError('capacity', `${err.message}; retry shortly`), wakeFailedPage(err.message), { 'retry-after': '2' });
         }
