@@ -77,8 +77,7 @@ async function main(): Promise<void> {
   const gateway = createGatewayServer({
     config, tokens: previewTokens, auth: new Authenticator(config), sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway'),
   });
-  // A burst of browsers at a waking sandbox connects all at once: a deep accept queue keeps their connects from being dropped and retried seconds later.
-  gateway.listen({ port: config.httpPort, host: config.gatewayHost, backlog: 4096 });
+  gateway.listen(config.httpPort, config.gatewayHost);
   await once(gateway, 'listening');
   log.info('preview gateway listening', { bind: `${config.gatewayHost}:${config.httpPort}`, pattern: `s-<id>-<port>.preview.${config.previewDomain}` });
 

@@ -10,6 +10,7 @@ import { agentCommand } from '../src/tasks/agents.ts';
 import type { TaskEventBody, TaskOutcome, TaskPhase } from '../src/tasks/events.ts';
 import { normaliserFor, type Normaliser } from '../src/tasks/normalise.ts';
 import { redactor } from '../src/tasks/redact.ts';
+import { HOME_IN_SANDBOX as HOME } from '../src/workspaces/paths.ts';
 import type { TaskControl, TaskMessage } from '../src/tasks/protocol.ts';
 import {
   AGENT_EXIT, ATTACH_INFO, BUILD_CHECK, CHECKPOINT, FILES_CHANGED, FOLLOW, HEALTH_CHECK, LAUNCH_AND_FOLLOW, NO_BUILD, taskDir,
@@ -18,7 +19,6 @@ import { workerContext } from './context.ts';
 
 const PHASES: TaskPhase[] = ['checkpoint', 'agent_running', 'build_check', 'health_check'];
 const SCRIPT_TIMEOUT_MS = 60_000;
-const HOME = '/home/sandbox';
 
 /** A task could not go on for a reason the outcome names. */
 class TaskFailure extends Error {
@@ -254,7 +254,7 @@ class TaskRun {
 
   private async buildCheck(): Promise<TaskOutcome['build']> {
     const limit = this.config.tasks.buildTimeoutS;
-    const r = await this.script(BUILD_CHECK, [String(limit)], HOME, undefined, (limit + 30) * 1000, (s) => (this.building = s));
+    const r = await this.script(BUILD_CHECK, [String(limit)], (limit + 30) * 1000, (s) => (this.building = s));
     this.building = undefined;
     if (r.code === NO_BUILD) return null;
     const tail = r.stdout.trim();
@@ -266,13 +266,14 @@ class TaskRun {
     const port = this.store.sandboxes.get(this.task.sandboxId)?.ports[0];
     if (port === undefined) return null;
     const wait = this.config.tasks.healthWaitS;
-    const r = await this.script(HEALTH_CHECK, [String(port), String(wait)], HOME, undefined, (wait + 15) * 1000);
+    const r = await this.script(HEALTH_CHECK, [String(port), String(wait)], (wait + 15) * 1000);
     const status = Number(r.stdout.trim());
     return { port, status: status >= 100 ? status : null };
   }
 
   private async filesChanged(): Promise<string[] | null> {
-    const checkpoint = this.store.tasks.get(this.task.id)?.checkpoint ?? this.task.checkpoint;
+    // Set by this run's checkpoint, or loaded with the row when re-attaching.
+    const { checkpoint } = this.task;
     if (!checkpoint) return null;
     const r = await this.script(FILES_CHANGED, [checkpoint]).catch(() => undefined);
     if (!r || r.code !== 0) return null;
@@ -286,10 +287,10 @@ class TaskRun {
     const outcome: TaskOutcome = {
       status, reason: failure?.reason ?? null, error: failure?.message ?? null, message: n.finalMessage,
       files_changed: files, usage: n.usage, build: null, preview: null,
-      checkpoint: this.store.tasks.get(this.task.id)?.checkpoint ?? this.task.checkpoint,
+      checkpoint: this.task.checkpoint,
       duration_ms: Date.now() - (this.task.startedAt ?? this.task.createdAt), ...extra,
     };
-    return (this.redact({ type: 'done', result: outcome }) as { result: TaskOutcome }).result;
+    return this.redact(outcome);
   }
 
   /** The outcome of a task that could not go on; the container's state decides between unavailable and internal. */
@@ -311,8 +312,8 @@ class TaskRun {
   }
 
   /** Runs a sandbox-side script as the sandbox user and collects its output. */
-  private async script(script: string, args: string[], cwd = HOME, env?: Record<string, string>, timeoutMs = SCRIPT_TIMEOUT_MS, started?: (s: ExecSession) => void): Promise<{ code: number; stdout: string; stderr: string }> {
-    const session = await this.runtime.exec(this.task.sandboxId, { cmd: ['/bin/sh', '-c', script, ...args], cwd, ...(env ? { env } : {}) });
+  private async script(script: string, args: string[], timeoutMs = SCRIPT_TIMEOUT_MS, started?: (s: ExecSession) => void): Promise<{ code: number; stdout: string; stderr: string }> {
+    const session = await this.runtime.exec(this.task.sandboxId, { cmd: ['/bin/sh', '-c', script, ...args], cwd: HOME });
     started?.(session);
     const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     session.onOutput((stream, chunk) => out[stream].push(chunk));

@@ -3,8 +3,7 @@ import { idleVerdict } from '../sandboxes/idle.ts';
 import { findSandbox } from './lookup.ts';
 import type { Route } from './route.ts';
 import { NoQuery } from './schemas.ts';
-
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+import { iso } from './view.ts';
 
 const ActivityView = Type.Object({
   id: Type.String(),

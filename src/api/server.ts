@@ -124,17 +124,14 @@ export function createApiServer(deps: ApiDeps): Server {
   const server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
     const requestId = requestIdOf(req);
     res.setHeader('x-request-id', requestId);
-    handle(req, res, requestId).catch((err: unknown) => {
+    handle(req, res, requestId).catch((thrown: unknown) => {
+      if (isEngineUnreachable(thrown)) deps.log.warn('the container engine is unreachable', { request_id: requestId, error: errorMessage(thrown) });
+      const err = isEngineUnreachable(thrown) ? new AppError('sandbox_unavailable', 'the container engine (Docker) is not answering; retry shortly', undefined, 5) : thrown;
       if (err instanceof AppError) {
         const headers: Record<string, string> = err.code === 'unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
         if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
         sendError(res, err, requestId, headers);
         if (err.code === 'too_large') discardUpload(req);
-        return;
-      }
-      if (isEngineUnreachable(err)) {
-        deps.log.warn('the container engine is unreachable', { request_id: requestId, error: errorMessage(err) });
-        sendError(res, new AppError('sandbox_unavailable', 'the container engine (Docker) is not answering; retry shortly', undefined, 5), requestId, { 'retry-after': '5' });
         return;
       }
       deps.log.error('unhandled error', { request_id: requestId, method: req.method, path: req.url?.split('?')[0], error: errorMessage(err), stack: (err as Error)?.stack });

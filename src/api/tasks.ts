@@ -7,9 +7,8 @@ import type { TaskEvent } from '../tasks/events.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route, WsRoute } from './route.ts';
 import { NoQuery } from './schemas.ts';
+import { iso } from './view.ts';
 import { CreateTask, EventsQuery, Task, TaskCreated, TaskList, TaskListQuery } from './task-schemas.ts';
-
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 function eventsUrl(t: TaskRecord): string {
   return `/v1/sandboxes/${t.sandboxId}/tasks/${t.id}/events`;

@@ -3,7 +3,8 @@ import type { ContainerState } from '../runtime/runtime.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import type { Sandbox } from './schemas.ts';
 
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+/** A stored millisecond time as ISO 8601, or null. */
+export const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 /** The preview URL of one port; hosts are lowercase because browsers lowercase them anyway. */
 export function previewUrl(config: Config, sandboxId: string, port: number): string {

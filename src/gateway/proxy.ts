@@ -46,9 +46,8 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, ip: string,
     const fwd = forwarded(req);
     const headers = [...endToEnd(req.rawHeaders, new Set(Object.keys(fwd))), ...Object.entries(fwd)];
     const upstream = request({ host: ip, port, method: req.method, path: req.url, headers: headers.flat(), agent: upstreamAgent });
-    // Waiting behind 64 open requests (long-lived ones, or someone holding them open) has a limit too
-    // (SANDBOXD_GATEWAY_QUEUE_WAIT_S), after which the request is answered 503.
-    // A request still queued in the agent reports its destruction only once it gets a socket: answer at once.
+    // Waiting behind 64 open requests (long-lived ones, or someone holding them open) has a limit too. A
+    // request still queued in the agent reports its destruction only once it gets a socket: reject at once.
     let gaveUp = false;
     const queued = setTimeout(() => {
       gaveUp = true;

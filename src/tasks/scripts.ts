@@ -4,11 +4,13 @@
  * daemon finds them: `pid` (the agent's session leader), `out.jsonl` (its JSON output), `err.log`, `exit`.
  */
 
-export const APP_DIR = '/home/sandbox/workspace/app';
+import { APP_DIR_IN_HOME, HOME_IN_SANDBOX } from '../workspaces/paths.ts';
+
+export const APP_DIR = `${HOME_IN_SANDBOX}/${APP_DIR_IN_HOME.join('/')}`;
 
 /** The task's directory inside the sandbox. */
 export function taskDir(taskId: string): string {
-  return `/home/sandbox/.sandboxed/tasks/${taskId}`;
+  return `${HOME_IN_SANDBOX}/.sandboxed/tasks/${taskId}`;
 }
 
 const GIT = 'git -c user.name=sandboxed -c user.email=sandboxed@localhost -c commit.gpgsign=false -c core.hooksPath=/dev/null';
