@@ -37,15 +37,27 @@ export interface Config {
   pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string; startFootprintMb: number };
   keepaliveMaxS: number;
   stopGraceS: number;
-  tasks: { timeoutS: number; maxTimeoutS: number; cancelGraceS: number; buildTimeoutS: number; healthWaitS: number; heartbeatS: number };
+  tasks: { timeoutS: number; maxTimeoutS: number; cancelGraceS: number; buildTimeoutS: number; healthWaitS: number; heartbeatS: number; maxLineBytes: number; maxEvents: number; maxEventBytes: number; eventsPerS: number };
   reconcileIntervalS: number;
   creatingStuckS: number;
   reconcileRemoveOrphans: boolean;
   maxBodyBytes: number;
+  /** What one client connection to the API may take: slow or oversized requests are cut off. */
+  limits: {
+    api: { requestTimeoutS: number; headersTimeoutS: number; maxHeaderBytes: number; maxHeaders: number };
+    /** The preview gateway's listener: the same cut-offs, plus keep-alive, the upgrade handshake and WebSockets per sandbox. */
+    gateway: { requestTimeoutS: number; headersTimeoutS: number; keepAliveTimeoutS: number; upgradeTimeoutS: number; maxHeaderBytes: number; maxHeaders: number; wsPerSandbox: number };
+    maxConnections: number;
+  };
+  fileJsonMaxBytes: number;
   fileReadMaxBytes: number;
   fileWriteMaxBytes: number;
   sqliteBusyTimeoutMs: number;
+  /** Free space the data disk must keep: below it, creates and wakes are refused (503) and /readyz fails. */
+  minFreeMb: number;
   workerThreads: number;
+  /** Caps on what clients can hold open (src/pool.ts, src/api/limits.ts, src/api/auth-failures.ts). */
+  caps: { execPerThread: number; execQueueMax: number; sessionsPerSandbox: number; sessionsPerTenant: number; authFailuresPerMin: number; authTrackedAddresses: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -140,19 +152,55 @@ export function loadConfig(env: Env): Config {
       buildTimeoutS: p.int('SANDBOXD_TASK_BUILD_TIMEOUT_S', 300, 1, 3600),
       healthWaitS: p.int('SANDBOXD_TASK_HEALTH_WAIT_S', 10, 0, 600),
       heartbeatS: p.int('SANDBOXD_SSE_HEARTBEAT_S', 15, 1, 3600),
+      maxLineBytes: p.int('SANDBOXD_TASK_MAX_LINE_BYTES', 1 << 20, 1024, 64 << 20),
+      maxEvents: p.int('SANDBOXD_TASK_MAX_EVENTS', 10_000, 100, 10_000_000),
+      maxEventBytes: p.int('SANDBOXD_TASK_MAX_EVENT_BYTES', 64 << 20, 1 << 20, 2 ** 40),
+      eventsPerS: p.int('SANDBOXD_TASK_EVENTS_PER_S', 500, 1, 100_000),
     },
     reconcileIntervalS: p.int('SANDBOXD_RECONCILE_INTERVAL_S', 30, 1, 3600),
     creatingStuckS: p.int('SANDBOXD_CREATING_STUCK_S', 300, 10, 86400),
     reconcileRemoveOrphans: p.bool('SANDBOXD_RECONCILE_REMOVE_ORPHANS', false),
     maxBodyBytes: p.int('SANDBOXD_MAX_BODY_BYTES', 1 << 20, 1024, 1 << 30),
+    limits: {
+      api: {
+        requestTimeoutS: p.int('SANDBOXD_API_REQUEST_TIMEOUT_S', 300, 1, 86400),
+        headersTimeoutS: p.int('SANDBOXD_API_HEADERS_TIMEOUT_S', 20, 1, 600),
+        maxHeaderBytes: p.int('SANDBOXD_API_MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
+        maxHeaders: p.int('SANDBOXD_API_MAX_HEADERS', 100, 8, 2000),
+      },
+      gateway: {
+        requestTimeoutS: p.int('SANDBOXD_GATEWAY_REQUEST_TIMEOUT_S', 300, 1, 86400),
+        headersTimeoutS: p.int('SANDBOXD_GATEWAY_HEADERS_TIMEOUT_S', 20, 1, 600),
+        keepAliveTimeoutS: p.int('SANDBOXD_GATEWAY_KEEPALIVE_TIMEOUT_S', 5, 1, 600),
+        upgradeTimeoutS: p.int('SANDBOXD_GATEWAY_UPGRADE_TIMEOUT_S', 10, 1, 600),
+        maxHeaderBytes: p.int('SANDBOXD_GATEWAY_MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
+        maxHeaders: p.int('SANDBOXD_GATEWAY_MAX_HEADERS', 100, 8, 2000),
+        wsPerSandbox: p.int('SANDBOXD_PREVIEW_WS_PER_SANDBOX', 256, 1, 1 << 20),
+      },
+      maxConnections: p.int('SANDBOXD_MAX_CONNECTIONS', 4096, 16, 1 << 20),
+    },
+    fileJsonMaxBytes: p.int('SANDBOXD_FILE_JSON_MAX_BYTES', 8 << 20, 1024, 1 << 30),
     fileReadMaxBytes: p.int('SANDBOXD_FILE_READ_MAX_BYTES', 10 << 20, 1024, 1 << 30),
     fileWriteMaxBytes: p.int('SANDBOXD_FILE_WRITE_MAX_BYTES', 100 << 20, 1024, 4 * 2 ** 30),
     sqliteBusyTimeoutMs: p.int('SANDBOXD_SQLITE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
+    minFreeMb: p.int('SANDBOXD_MIN_FREE_MB', 512, 0, 1 << 24),
     workerThreads: p.int('SANDBOXD_WORKER_THREADS', Math.max(4, cpus * 2), 2, 256),
+    caps: {
+      execPerThread: p.int('SANDBOXD_EXEC_PER_THREAD', 64, 1, 1024),
+      execQueueMax: p.int('SANDBOXD_EXEC_QUEUE_MAX', 64, 0, 100_000),
+      sessionsPerSandbox: p.int('SANDBOXD_SESSIONS_PER_SANDBOX', 32, 1, 10_000),
+      sessionsPerTenant: p.int('SANDBOXD_SESSIONS_PER_TENANT', 128, 1, 100_000),
+      authFailuresPerMin: p.int('SANDBOXD_AUTH_FAILURES_PER_MIN', 30, 1, 1_000_000),
+      authTrackedAddresses: p.int('SANDBOXD_AUTH_TRACKED_ADDRESSES', 10_000, 100, 1_000_000),
+    },
     logLevel: p.oneOf('SANDBOXD_LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
   };
   if (config.previewSecret !== undefined && config.previewSecret.length < 32) {
     problems.push('SANDBOXD_PREVIEW_SECRET: must be at least 32 characters (or unset, to keep a generated key in the data dir)');
+  }
+  const gw = config.limits.gateway;
+  if (gw.headersTimeoutS > gw.requestTimeoutS) {
+    problems.push(`SANDBOXD_GATEWAY_HEADERS_TIMEOUT_S: ${gw.headersTimeoutS} is above SANDBOXD_GATEWAY_REQUEST_TIMEOUT_S (${gw.requestTimeoutS}); the headers are part of the request`);
   }
   const pr = config.pressure;
   if (!(pr.emergencyPct <= pr.hardPct && pr.hardPct <= pr.resumePct && pr.hardPct <= pr.softPct)) {

@@ -13,7 +13,14 @@ export interface Logger {
 export function createLogger(level: Level, scope: string): Logger {
   const emit = (at: Level) => (msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[at] < ORDER[level]) return;
-    process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level: at, scope, msg, ...fields })}\n`);
+    let line: string;
+    try {
+      line = JSON.stringify({ t: new Date().toISOString(), level: at, scope, msg, ...fields });
+    } catch {
+      // A field that cannot be serialised (a cycle, a BigInt) must not turn a log line into a crash.
+      line = JSON.stringify({ t: new Date().toISOString(), level: at, scope, msg, fields: 'unserialisable' });
+    }
+    process.stderr.write(`${line}\n`);
   };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

@@ -3,6 +3,7 @@ import { createApiServer } from './api/server.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, errorMessage } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { installLastResort, reportUnexpected } from './boundary.ts';
 import { WorkerPool } from './pool.ts';
 import { hardNofileLimit } from './runtime/limits.ts';
 import { Authenticator } from './api/auth.ts';
@@ -12,9 +13,11 @@ import { Waker } from './gateway/wake.ts';
 import { Activity } from './sandboxes/activity.ts';
 import { Admission } from './sandboxes/admission.ts';
 import { Lifecycle } from './sandboxes/lifecycle.ts';
+import { watchDataDisk } from './store/disk.ts';
 import { openStore } from './store/index.ts';
 import { Tasks } from './tasks/service.ts';
 import { Workspaces } from './workspaces/workspaces.ts';
+import { resetSpool } from './workspaces/spool.ts';
 import { runtimeFor } from '../threads/context.ts';
 
 /** Boots the daemon: config → store → runtime → worker pool → reconcile → listeners. */
@@ -30,12 +33,15 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel, 'sandboxd');
+  const metrics = new Metrics();
+  installLastResort(log, metrics);
   const hostNofile = hardNofileLimit();
   if (hostNofile !== undefined && hostNofile < config.nofile) {
     log.warn('SANDBOXD_NOFILE is above this host\'s hard open-files limit; sandboxes get the host limit', { requested: config.nofile, host_limit: hostNofile });
     config = { ...config, nofile: hostNofile };
   }
-  const store = openStore(config.dataDir, config.sqliteBusyTimeoutMs);
+  const store = openStore(config.dataDir, config.sqliteBusyTimeoutMs, config.minFreeMb * 1024 * 1024, log);
+  watchDataDisk(store.db, config.minFreeMb * 1024 * 1024, log);
   const runtime = runtimeFor(config);
   try {
     await runtime.ping();
@@ -56,29 +62,50 @@ async function main(): Promise<void> {
   }
 
   const pool = new WorkerPool(config, log);
-  const report = await pool.reconcile(true);
-  log.info('boot reconcile done', { checked: report.checked, repaired: report.repaired.length, orphans: report.orphans.length });
-  const admission = new Admission(config.pressure);
+  try {
+    const report = await pool.reconcile(true);
+    log.info('boot reconcile done', { checked: report.checked, repaired: report.repaired.length, orphans: report.orphans.length });
+  } catch (err) {
+    // A full data disk refuses the pass's writes: serve reads anyway; the periodic pass finishes the job.
+    log.warn('boot reconcile failed; the periodic pass retries it', { error: errorMessage(err) });
+  }
+  const admission = new Admission(config.pressure, { dir: config.dataDir, minFreeBytes: config.minFreeMb * 1024 * 1024 });
   pool.startBackground(admission);
 
   const workspaces = new Workspaces(config.dataDir);
+  try {
+    resetSpool(config.dataDir);
+  } catch (err) {
+    log.warn('cannot empty the upload spool (is the data disk full?); uploads may fail until it has room', { error: errorMessage(err) });
+  }
   const lifecycle = new Lifecycle(config, store, runtime, workspaces, admission, log);
-  store.activity.clearLeases();
-  const activity = new Activity(store.activity);
+  const activity = new Activity(store.activity, log, metrics);
+  activity.clearStaleLeases(Date.now());
   const previewTokens = PreviewTokens.load(config.previewSecret, config.dataDir);
-  const tasks = new Tasks({ config, store, pool, lifecycle, activity, log: createLogger(config.logLevel, 'tasks') });
-  const resumed = tasks.resume();
-  if (resumed) log.info('re-attached to tasks left running by the previous daemon', { tasks: resumed });
-  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics: new Metrics(), workspaces, activity, previewTokens, tasks, log });
+  const tasks = new Tasks({ config, store, pool, lifecycle, activity, metrics, log: createLogger(config.logLevel, 'tasks') });
+  try {
+    const resumed = tasks.resume();
+    if (resumed) log.info('re-attached to tasks left running by the previous daemon', { tasks: resumed });
+  } catch (err) {
+    log.warn('could not re-attach to the tasks left running; they are picked up at the next start', { error: errorMessage(err) });
+  }
+  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics, workspaces, activity, previewTokens, tasks, log });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
+  // After the bind, a listener error (EMFILE on accept under a connection flood) is one refused connection, not an exit.
+  server.on('error', (err) => reportUnexpected(log, metrics, 'api_listener', err));
+  // Open connections are capped below the open-files limit, so a connection flood is refused at the door
+  // instead of leaving no descriptor for SQLite, the engine socket or worker threads.
+  server.maxConnections = config.limits.maxConnections;
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });
   const waker = new Waker(store.sandboxes, lifecycle, runtime, config.stopGraceS, log);
   const gateway = createGatewayServer({
-    config, tokens: previewTokens, auth: new Authenticator(config), sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway'),
+    config, tokens: previewTokens, auth: new Authenticator(config), sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway'), metrics,
   });
   gateway.listen(config.httpPort, config.gatewayHost);
   await once(gateway, 'listening');
+  gateway.on('error', (err) => reportUnexpected(log, metrics, 'gateway_listener', err));
+  gateway.maxConnections = config.limits.maxConnections;
   log.info('preview gateway listening', { bind: `${config.gatewayHost}:${config.httpPort}`, pattern: `s-<id>-<port>.preview.${config.previewDomain}` });
 
   const shutdown = async (signal: string) => {

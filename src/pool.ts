@@ -1,6 +1,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from './config.ts';
+import { AppError } from './errors.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { ExecHandle } from './exec/handle.ts';
 import type { ExecResult, ExecTask } from './exec/protocol.ts';
@@ -12,10 +13,18 @@ const execFile = new URL('../threads/exec.ts', import.meta.url).href;
 const reapersFile = new URL('../threads/reapers.ts', import.meta.url).href;
 const tasksFile = new URL('../threads/tasks.ts', import.meta.url).href;
 
+/** How long a client refused for a full exec pool is told to wait. */
+const POOL_FULL_RETRY_S = 5;
+
 /** The worker pool that runs everything long-lived or heavy, off the thread that answers requests. */
 export class WorkerPool {
   private pool: Piscina;
   private taskPool: Piscina;
+  /** The reapers, the reconciler and its event follower: a pool user work never runs on, so it cannot fill it. */
+  private background: Piscina;
+  /** Commands the exec pool carries at once (threads x tasks per thread), and how many more may wait. */
+  readonly execCapacity: number;
+  private execLimit: number;
   private timers: NodeJS.Timeout[] = [];
 
   private config: Config;
@@ -27,18 +36,28 @@ export class WorkerPool {
     // Every worker task waits on I/O (engine sockets, SQLite), so one thread carries many at once. piscina
     // gives work to the least busy thread that exists and starts another only when all are full: a flood of
     // exec output stays on few threads and cannot starve the thread that answers requests.
-    this.pool = new Piscina({ maxThreads: config.workerThreads, minThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 64 });
+    const perThread = config.caps.execPerThread;
+    this.execCapacity = config.workerThreads * perThread;
+    this.execLimit = this.execCapacity + config.caps.execQueueMax;
+    // Admission is counted here (exec() refuses past execLimit); piscina's own queue bound is only a backstop.
+    this.pool = new Piscina({ maxThreads: config.workerThreads, minThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: perThread, maxQueue: this.execLimit });
+    // Every background job is guarded against running twice at once (at most ~5 in flight), so 16 never queues.
+    this.background = new Piscina({ maxThreads: 1, minThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 16 });
     // Agent tasks get a thread of their own, so an exec flood does not hold up their events.
     this.taskPool = new Piscina({ maxThreads: Math.max(1, Math.ceil(config.workerThreads / 2)), minThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 256 });
   }
 
   /** One full reconcile pass in a worker. */
   reconcile(boot: boolean): Promise<ReconcileReport> {
-    return this.pool.run({ config: this.config, boot }, { filename: reconcilerFile, name: 'reconcile' });
+    return this.background.run({ config: this.config, boot }, { filename: reconcilerFile, name: 'reconcile' });
   }
 
-  /** Runs a command in a sandbox from a worker; output and control flow over a MessagePort. */
+  /**
+   * Runs a command in a sandbox from a worker; output and control flow over a MessagePort. Throws
+   * `rate_limited` when the pool and its bounded queue are full, so no caller ever waits without end.
+   */
   exec(task: ExecTask): ExecHandle {
+    this.assertRoom();
     this.execActive++;
     const { port1, port2 } = new MessageChannel();
     const result = this.pool.run({ config: this.config, exec: task, port: port2 }, { filename: execFile, name: 'runExec', transferList: [port2] }) as Promise<ExecResult>;
@@ -58,23 +77,35 @@ export class WorkerPool {
     return { port: port1, done };
   }
 
+  /** Throws `rate_limited` (with Retry-After) when another exec would wait past the bounded queue. */
+  assertRoom(): void {
+    if (this.execActive < this.execLimit) return;
+    const { workerThreads, caps } = this.config;
+    throw new AppError('rate_limited',
+      `the exec worker pool is full: ${this.execActive} commands run or wait (SANDBOXD_WORKER_THREADS ${workerThreads} x SANDBOXD_EXEC_PER_THREAD ${caps.execPerThread}, plus SANDBOXD_EXEC_QUEUE_MAX ${caps.execQueueMax} waiting); retry after ${POOL_FULL_RETRY_S} s`,
+      { cap: 'exec_pool', limit: this.execLimit }, POOL_FULL_RETRY_S);
+  }
+
   /** Starts the reconciler, the event follower, the idle reaper and the pressure watch; they live as long as the pool. */
   startBackground(admission: Admission): void {
-    this.pool.run({ config: this.config }, { filename: reconcilerFile, name: 'watchEvents' }).catch((err: unknown) => {
+    this.background.run({ config: this.config }, { filename: reconcilerFile, name: 'watchEvents' }).catch((err: unknown) => {
       if (!this.closed) this.log.error('the runtime event follower stopped', { error: errorMessage(err) });
     });
+    let reconciling = false;
     const tick = setInterval(() => {
+      if (reconciling) return; // a pass slower than the interval is not stacked up behind itself
+      reconciling = true;
       this.reconcile(false).then(
         (r) => r.repaired.length && this.log.info('periodic reconcile repaired rows', { repaired: r.repaired.length }),
         (err: unknown) => this.log.warn('periodic reconcile failed; retrying next interval', { error: errorMessage(err) }),
-      );
+      ).finally(() => (reconciling = false));
     }, this.config.reconcileIntervalS * 1000);
     this.timers.push(tick);
     let reaping = false;
     const idle = setInterval(() => {
       if (reaping) return; // a slow pass (many stops) is never run twice at once
       reaping = true;
-      (this.pool.run({ config: this.config }, { filename: reapersFile, name: 'reapIdle' }) as Promise<string[]>)
+      (this.background.run({ config: this.config }, { filename: reapersFile, name: 'reapIdle' }) as Promise<string[]>)
         .catch((err: unknown) => this.log.warn('idle reaper pass failed', { error: errorMessage(err) }))
         .finally(() => (reaping = false));
     }, this.config.idleTickS * 1000);
@@ -83,7 +114,7 @@ export class WorkerPool {
     const pressure = setInterval(() => {
       if (relieving) return;
       relieving = true;
-      (this.pool.run({ config: this.config, admissionOpen: admission.open }, { filename: reapersFile, name: 'relievePressure' }) as Promise<{ availablePct: number; admissionOpen: boolean; totalBytes: number; availableBytes: number }>)
+      (this.background.run({ config: this.config, admissionOpen: admission.open }, { filename: reapersFile, name: 'relievePressure' }) as Promise<{ availablePct: number; admissionOpen: boolean; totalBytes: number; availableBytes: number }>)
         .then((r) => {
           if (r.admissionOpen !== admission.open) this.log.warn(r.admissionOpen ? 'memory recovered: wakes and creates admitted again' : 'memory short: refusing wakes and creates', { available_pct: Number(r.availablePct.toFixed(1)) });
           admission.update(r);
@@ -98,13 +129,13 @@ export class WorkerPool {
   private execActive = 0;
 
   /** Figures for /metrics. */
-  stats(): { threads: number; queued: number; utilization: number; execActive: number } {
-    return { threads: this.pool.threads.length, queued: this.pool.queueSize, utilization: this.pool.utilization, execActive: this.execActive };
+  stats(): { threads: number; queued: number; utilization: number; execActive: number; execCapacity: number } {
+    return { threads: this.pool.threads.length, queued: this.pool.queueSize, utilization: this.pool.utilization, execActive: this.execActive, execCapacity: this.execCapacity };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.timers.forEach(clearInterval);
-    await Promise.all([this.pool.destroy(), this.taskPool.destroy()]);
+    await Promise.all([this.pool.destroy(), this.taskPool.destroy(), this.background.destroy()]);
   }
 }

@@ -120,15 +120,30 @@ async function relay(session: ExecSession, job: ExecTask, port: MessagePort): Pr
 
   if (job.size) await session.resize(job.size.cols, job.size.rows).catch(() => undefined);
   // Control runs in arrival order: a resize (an engine call) must not be overtaken by the input after it.
+  // Input has a queue of its own that waits for the controls sent before it, but a signal never waits for
+  // input a command does not read. Each write is acked once the stream has taken it: the main thread stops
+  // reading the client while too much is unacked, so a stdin flood cannot pile up in this process.
   let queue: Promise<unknown> = Promise.resolve();
+  let input: Promise<unknown> = Promise.resolve();
   port.on('message', (msg: ExecControl) => {
     if (msg.t === 'ack') return out?.ack(msg.bytes);
+    if (msg.t === 'stdin' || msg.t === 'stdin_end') {
+      const before = queue;
+      input = input.then(() => before).then(() => writeInput(msg)).catch(() => undefined);
+      return;
+    }
     queue = queue.then(() => control(msg)).catch(() => undefined);
   });
-  const control = async (msg: Exclude<ExecControl, { t: 'ack' }>) => {
+  const writeInput = async (msg: Extract<ExecControl, { t: 'stdin' | 'stdin_end' }>) => {
+    if (msg.t === 'stdin_end') return session.endInput();
+    try {
+      await session.write(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
+    } finally {
+      port.postMessage({ t: 'stdin_ack', bytes: msg.data.byteLength } satisfies ExecEvent);
+    }
+  };
+  const control = async (msg: Exclude<ExecControl, { t: 'ack' | 'stdin' | 'stdin_end' }>) => {
     switch (msg.t) {
-      case 'stdin': return session.write(Buffer.from(msg.data));
-      case 'stdin_end': return session.endInput();
       case 'signal': return session.kill(msg.signal);
       case 'resize': return session.resize(msg.cols, msg.rows);
       case 'detach': return out?.detach();

@@ -1,4 +1,3 @@
-import { StringDecoder } from 'node:string_decoder';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../src/config.ts';
 import { errorMessage, type Logger } from '../src/log.ts';
@@ -8,17 +7,21 @@ import type { TaskRecord } from '../src/store/tasks.ts';
 import type { Store } from '../src/store/index.ts';
 import { agentCommand } from '../src/tasks/agents.ts';
 import type { TaskEventBody, TaskOutcome, TaskPhase } from '../src/tasks/events.ts';
+import { EventBudget } from '../src/tasks/budget.ts';
 import { normaliserFor, type Normaliser } from '../src/tasks/normalise.ts';
+import { OutputReader } from '../src/tasks/output.ts';
 import { redactor } from '../src/tasks/redact.ts';
 import { HOME_IN_SANDBOX as HOME } from '../src/workspaces/paths.ts';
 import type { TaskControl, TaskMessage } from '../src/tasks/protocol.ts';
 import {
-  AGENT_EXIT, ATTACH_INFO, BUILD_CHECK, CHECKPOINT, FILES_CHANGED, FOLLOW, HEALTH_CHECK, LAUNCH_AND_FOLLOW, NO_BUILD, taskDir,
+  AGENT_EXIT, ATTACH_INFO, BUILD_CHECK, CHECKPOINT, FILES_CHANGED, FOLLOW, HEALTH_CHECK, LAUNCH_AND_FOLLOW, MAX_FILES_CHANGED, NO_BUILD, taskDir,
 } from '../src/tasks/scripts.ts';
 import { workerContext } from './context.ts';
 
 const PHASES: TaskPhase[] = ['checkpoint', 'agent_running', 'build_check', 'health_check'];
 const SCRIPT_TIMEOUT_MS = 60_000;
+/** Output of a sandbox-side script kept per stream; the scripts print little, unless the sandbox makes them print more. */
+const SCRIPT_OUTPUT_MAX = 1 << 20;
 
 /** A task could not go on for a reason the outcome names. */
 class TaskFailure extends Error {
@@ -39,9 +42,9 @@ export async function runTask(job: { config: Config; taskId: string; env: Record
   const task = ctx.store.tasks.get(job.taskId);
   if (!task || task.status !== 'running') return 'gone';
   const run = new TaskRun(ctx, task, job);
-  job.port.on('message', (m: TaskControl) => {
-    if (m.t === 'stop') void run.stop();
-  });
+  job.port.on('message', (m: TaskControl) => run.guard(() => {
+    if (m?.t === 'stop') void run.stop().catch((err: unknown) => run.crash(err));
+  }));
   try {
     return await run.go();
   } finally {
@@ -61,6 +64,10 @@ class TaskRun {
   private port: MessagePort;
   private redact: <T>(value: T) => T;
   private normaliser: Normaliser;
+  /** What of the agent's output may still be stored: the per-task cap and rate. */
+  private budget: EventBudget;
+  /** An error a callback caught: the task ends failed/internal with it. */
+  private crashed: unknown;
   private dir: string;
   private agentPid: number | undefined;
   private stopping = false;
@@ -82,21 +89,48 @@ class TaskRun {
     this.env = { ...sandboxEnv, ...job.env };
     this.redact = redactor(this.env);
     this.normaliser = normaliserFor(task.agent);
+    this.budget = new EventBudget({
+      maxEvents: this.config.tasks.maxEvents, maxBytes: this.config.tasks.maxEventBytes, perSecond: this.config.tasks.eventsPerS,
+      stored: task.events, storedBytes: task.events ? this.store.tasks.eventBytes(task.id) : 0,
+    });
     this.dir = taskDir(task.id);
+  }
+
+  /** Runs a callback (a port message, a timer) so that what it throws ends this task, never the worker thread. */
+  guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.crash(err);
+    }
+  }
+
+  /** Ends the task failed/internal after an unexpected error: stops reading output so that go() finishes it. */
+  crash(err: unknown): void {
+    this.crashed ??= err;
+    try {
+      // The main thread logs it once with its stack and counts it; a closed port leaves it to this thread's log.
+      this.post({ t: 'unexpected', error: errorMessage(err), stack: err instanceof Error ? err.stack : undefined });
+    } catch {
+      this.log.error('unexpected error in a task', { task: this.task.id, error: errorMessage(err) });
+    }
+    void this.following?.kill('KILL').catch(() => undefined);
+    void this.building?.kill('KILL').catch(() => undefined);
   }
 
   async go(): Promise<TaskOutcome['status']> {
     // The deadline counts from the submit, so a re-attached task keeps its original one.
     const left = (this.task.startedAt ?? this.task.createdAt) + this.task.timeoutS * 1000 - Date.now();
-    this.timer = setTimeout(() => {
+    this.timer = setTimeout(() => this.guard(() => {
       this.store.tasks.requestStop(this.task.id, 'agent_timeout');
-      void this.stop();
-    }, Math.max(0, left));
+      void this.stop().catch((err: unknown) => this.crash(err));
+    }), Math.max(0, left));
     let outcome: TaskOutcome;
     try {
       outcome = await this.steps();
+      if (this.crashed) throw this.crashed;
     } catch (err) {
-      outcome = await this.failed(err);
+      outcome = await this.failed(this.crashed ?? err);
     }
     const done = this.store.tasks.finish(this.task.id, outcome);
     if (done) this.post({ t: 'events', events: [done] });
@@ -159,7 +193,7 @@ class TaskRun {
       // The build's event and the next phase are committed together: a re-attach repeats neither.
       this.emit([...(build ? [{ type: 'build' as const, ...build }] : []), { type: 'status', phase: 'health_check' }], { phase: 'health_check' });
     } else {
-      const done = this.store.tasks.eventsAfter(this.task.id, 0, 1_000_000).filter((e) => e.type === 'build').at(-1);
+      const done = this.store.tasks.lastOfType(this.task.id, 'build');
       build = done?.type === 'build' ? { ok: done.ok, ...(done.message !== undefined ? { message: done.message } : {}) } : null;
     }
     const preview = await this.healthCheck();
@@ -171,7 +205,7 @@ class TaskRun {
     this.agentPid = pid;
     if (pid !== undefined && this.stopping) {
       this.stopping = false;
-      void this.stop();
+      void this.stop().catch((err: unknown) => this.crash(err));
     }
   }
 
@@ -190,40 +224,13 @@ class TaskRun {
     }
     const session = await this.runtime.exec(this.task.sandboxId, spec);
     this.following = session;
-    let lineNo = 0;
-    let partial = '';
-    let awaitingPid = launch;
-    const already = this.task.linesRead;
-    const consume = (line: string) => {
-      if (awaitingPid) {
-        awaitingPid = false;
-        return this.setPid(Number(line.trim()) || undefined);
-      }
-      lineNo++;
-      const bodies = this.normaliser.line(line);
-      if (lineNo > already && bodies.length) this.emit(bodies, { linesRead: lineNo });
-    };
-    let stderr = '';
-    let broken: unknown;
-    // Characters cut between two chunks are put back together before any line is read.
-    const decoder = new StringDecoder('utf8');
-    session.onOutput((stream, chunk) => {
-      if (stream === 'stderr') return void (stderr = (stderr + chunk.toString('utf8')).slice(-2000));
-      if (broken) return;
-      const lines = (partial + decoder.write(chunk)).split('\n');
-      partial = lines.pop() ?? '';
-      try {
-        for (const l of lines) consume(l);
-      } catch (err) {
-        // A failed commit (disk full, a lock held too long) ends this task, not the thread it shares with others.
-        broken = err;
-        void session.kill('KILL').catch(() => undefined);
-      }
+    const reader = new OutputReader({
+      session, maxLineBytes: this.config.tasks.maxLineBytes, budget: this.budget, normaliser: this.normaliser,
+      already: this.task.linesRead, pidFirst: launch, onPid: (pid) => this.setPid(pid),
+      emit: (bodies, linesRead) => this.emit(bodies, { linesRead }),
     });
-    const { exitCode } = await session.done.finally(() => (this.following = undefined));
-    if (broken) throw broken;
-    partial += decoder.end();
-    if (partial) consume(partial);
+    const { exitCode, stderr } = await reader.run().finally(() => (this.following = undefined));
+    if (this.crashed) throw this.crashed;
     if (exitCode === 3 && !launch) throw new TaskFailure('internal', 'the daemon restarted while it was starting the agent; submit the task again');
     if (launch && this.agentPid === undefined) throw new TaskFailure('internal', `the agent could not be started: ${stderr.trim() || `exit code ${exitCode}`}`);
     if (exitCode !== 0) throw new TaskFailure('sandbox_unavailable', `following the agent's output failed (exit code ${exitCode}): ${stderr.trim() || 'the sandbox stopped'}`);
@@ -271,22 +278,24 @@ class TaskRun {
     return { port, status: status >= 100 ? status : null };
   }
 
-  private async filesChanged(): Promise<string[] | null> {
+  private async filesChanged(): Promise<Pick<TaskOutcome, 'files_changed' | 'files_changed_truncated'>> {
     // Set by this run's checkpoint, or loaded with the row when re-attaching.
     const { checkpoint } = this.task;
-    if (!checkpoint) return null;
+    if (!checkpoint) return { files_changed: null };
     const r = await this.script(FILES_CHANGED, [checkpoint]).catch(() => undefined);
-    if (!r || r.code !== 0) return null;
-    return [...new Set(r.stdout.split('\n').filter(Boolean))].sort();
+    if (!r || r.code !== 0) return { files_changed: null };
+    const paths = [...new Set(r.stdout.split('\n').filter(Boolean))];
+    if (paths.length <= MAX_FILES_CHANGED) return { files_changed: paths.sort() };
+    return { files_changed: paths.slice(0, MAX_FILES_CHANGED).sort(), files_changed_truncated: true };
   }
 
   private async outcome(failure: TaskFailure | undefined, extra: Partial<TaskOutcome> = {}): Promise<TaskOutcome> {
     const n = this.normaliser;
-    const files = await this.filesChanged().catch(() => null);
+    const files = await this.filesChanged().catch(() => ({ files_changed: null }));
     const status = !failure ? 'succeeded' : failure.reason === 'cancelled' ? 'cancelled' : 'failed';
     const outcome: TaskOutcome = {
       status, reason: failure?.reason ?? null, error: failure?.message ?? null, message: n.finalMessage,
-      files_changed: files, usage: n.usage, build: null, preview: null,
+      ...files, usage: n.usage, build: null, preview: null,
       checkpoint: this.task.checkpoint,
       duration_ms: Date.now() - (this.task.startedAt ?? this.task.createdAt), ...extra,
     };
@@ -298,13 +307,15 @@ class TaskRun {
     if (err instanceof TaskFailure) return this.outcome(err);
     const live = await this.runtime.inspect(this.task.sandboxId).catch(() => undefined);
     if (!live?.running) return this.outcome(new TaskFailure('sandbox_unavailable', 'the sandbox stopped while the task ran; start it and submit the task again'));
-    this.log.error('task failed', { task: this.task.id, error: errorMessage(err) });
+    if (err !== this.crashed) this.log.error('task failed', { task: this.task.id, error: errorMessage(err) });
     return this.outcome(new TaskFailure('internal', `the task failed inside sandboxd: ${errorMessage(err)}`));
   }
 
   private emit(bodies: TaskEventBody[], move: { linesRead?: number; phase?: TaskPhase; checkpoint?: string | null } = {}): void {
     const events = this.store.tasks.append(this.task.id, bodies.map(this.redact), move);
-    if (events.length) this.post({ t: 'events', events });
+    if (!events.length) return;
+    this.budget.stored(events.at(-1)!.seq);
+    this.post({ t: 'events', events });
   }
 
   private post(m: TaskMessage): void {
@@ -316,7 +327,12 @@ class TaskRun {
     const session = await this.runtime.exec(this.task.sandboxId, { cmd: ['/bin/sh', '-c', script, ...args], cwd: HOME });
     started?.(session);
     const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-    session.onOutput((stream, chunk) => out[stream].push(chunk));
+    const size = { stdout: 0, stderr: 0 };
+    session.onOutput((stream, chunk) => {
+      if (size[stream] >= SCRIPT_OUTPUT_MAX) return;
+      size[stream] += chunk.length;
+      out[stream].push(chunk);
+    });
     const timer = setTimeout(() => void session.kill('KILL').catch(() => undefined), timeoutMs);
     try {
       const { exitCode } = await session.done;

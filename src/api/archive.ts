@@ -1,11 +1,13 @@
 import { once } from 'node:events';
+import { readSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../errors.ts';
 import { resolveWorkspacePath } from '../workspaces/paths.ts';
-import { pad, parseTar, TAR_END, tarHeader } from '../workspaces/tar.ts';
+import { pad, scanTar, TAR_END, tarHeader } from '../workspaces/tar.ts';
 import { ArchiveQuery, type ArchiveQuery as ArchiveQ } from './files-schemas.ts';
-import { readCapped, treeOf } from './files.ts';
+import { cappedBody, treeOf } from './files.ts';
+import { spool } from '../workspaces/spool.ts';
 import { findSandbox } from './lookup.ts';
 import type { RequestContext, Route } from './route.ts';
 
@@ -54,35 +56,51 @@ async function getArchive(ctx: RequestContext<unknown, ArchiveQ>): Promise<void>
   ctx.res.end(TAR_END);
 }
 
+/** Most entries one uploaded archive may hold; each costs a header read and a row of the plan. */
+const ARCHIVE_UPLOAD_ENTRIES = 100_000;
+
 /** PUT: extracts a tar into a directory; every entry passes the same path rules as a single write. */
 async function putArchive(ctx: RequestContext<unknown, ArchiveQ>) {
   const rec = findSandbox(ctx);
   const tree = treeOf(ctx, rec);
   const target = resolveWorkspacePath(ctx.query.path ?? '.');
-  const archive = await readCapped(ctx.req, ctx.deps.config.fileWriteMaxBytes);
-  let entries;
-  try {
-    entries = parseTar(archive);
-  } catch (err) {
-    throw new AppError('invalid_request', `body: not a readable tar archive (${(err as Error).message})`);
-  }
-  // Check every entry before writing any, so a bad archive changes nothing.
-  const planned = entries.map((e) => {
-    const rel = e.path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
-    if (!rel || rel === '.') return undefined;
-    if (rel.startsWith('/') || rel.split('/').includes('..') || rel.includes('\0')) {
-      throw new AppError('invalid_request', `body: the archive entry '${rel.slice(0, 200)}' would land outside the target directory`);
-    }
-    return { e, parts: [...target.parts, ...rel.split('/').filter((p) => p && p !== '.')] };
-  }).filter((x) => x !== undefined);
+  // The upload goes to a spool file, not memory: it is checked whole before anything is written, then unpacked from there.
+  const upload = await spool(ctx.deps.config.dataDir, cappedBody(ctx.req, ctx.deps.config.fileWriteMaxBytes));
   let files = 0;
   let dirs = 0;
   let skipped = 0;
-  await tree.mkdirs(target.parts);
-  for (const { e, parts } of planned) {
-    if (e.type === 'dir') (await tree.mkdirs(parts), dirs++);
-    else if (e.type === 'file') (await tree.writeAtomic(parts, e.data, (e.mode & 0o777) | 0o600), files++);
-    else skipped++; // links, devices, FIFOs: never created from an upload
+  try {
+    const fd = upload.handle.fd;
+    const read = (position: number, length: number) => {
+      const buf = Buffer.alloc(length);
+      return buf.subarray(0, readSync(fd, buf, 0, length, position));
+    };
+    let members;
+    try {
+      members = scanTar(read, upload.size, ARCHIVE_UPLOAD_ENTRIES);
+    } catch (err) {
+      throw new AppError('invalid_request', `body: not a readable tar archive (${(err as Error).message})`);
+    }
+    // Check every entry before writing any, so a bad archive changes nothing.
+    const planned = members.map((e) => {
+      const rel = e.path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+      if (!rel || rel === '.') return undefined;
+      if (rel.startsWith('/') || rel.split('/').includes('..') || rel.includes('\0')) {
+        throw new AppError('invalid_request', `body: the archive entry '${rel.slice(0, 200)}' would land outside the target directory`);
+      }
+      return { e, parts: [...target.parts, ...rel.split('/').filter((p) => p && p !== '.')] };
+    }).filter((x) => x !== undefined);
+    await tree.mkdirs(target.parts);
+    for (const { e, parts } of planned) {
+      if (e.type === 'dir') (await tree.mkdirs(parts), dirs++);
+      else if (e.type === 'file') {
+        const data = e.size ? upload.handle.createReadStream({ start: e.offset, end: e.offset + e.size - 1, autoClose: false }) : Buffer.alloc(0);
+        await tree.writeAtomic(parts, data, (e.mode & 0o777) | 0o600);
+        files++;
+      } else skipped++; // links, devices, FIFOs: never created from an upload
+    }
+  } finally {
+    await upload.close();
   }
   ctx.deps.store.audit.record({ actor: ctx.caller.name, action: 'files.archive_put', sandboxId: rec.id, requestId: ctx.requestId, outcome: 'ok', detail: { path: ctx.query.path ?? '.', files, dirs, skipped } });
   return { status: 200, body: { path: target.inSandbox, files, dirs, skipped } };

@@ -7,6 +7,7 @@ import { sseFrame } from '../exec/encode.ts';
 import type { ExecSpec } from '../runtime/runtime.ts';
 import { execFailure } from './exec-failure.ts';
 import { ExecRequest, ExecResponse } from './exec-schemas.ts';
+import { countRefusal, sessionLimits, type SessionKind } from './limits.ts';
 import { startDetached } from './processes.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route } from './route.ts';
@@ -23,6 +24,21 @@ export function resolveCwd(cwd: string | undefined): string {
   if (cwd === '~') return HOME;
   if (cwd.startsWith('~/')) return posix.normalize(`${HOME}/${cwd.slice(2)}`);
   return posix.isAbsolute(cwd) ? posix.normalize(cwd) : posix.normalize(`${APP_DIR}/${cwd}`);
+}
+
+/**
+ * Takes a session slot for a command in the sandbox `{id}` names, before anything wakes or runs: throws
+ * `rate_limited` (429 + Retry-After) when the exec pool, the sandbox's or the tenant's cap is full. Call the
+ * answer (once) when the session ends.
+ */
+export function admitSession(ctx: RequestContext, kind: SessionKind): () => void {
+  try {
+    ctx.deps.pool.assertRoom();
+    return sessionLimits(ctx.deps).acquire(findSandbox(ctx));
+  } catch (err) {
+    countRefusal(ctx.deps, err, kind);
+    throw err;
+  }
 }
 
 /** Finds the sandbox, starts it if it is asleep, and answers the spec to run plus whether it was woken. */
@@ -52,16 +68,28 @@ function execRoute(readme: boolean) {
     if (body.detach && (body.stdin !== undefined || body.timeout_s !== undefined)) {
       throw new AppError('invalid_request', `body.${body.stdin !== undefined ? 'stdin' : 'timeout_s'}: not available with detach (a background process reads no input and runs until it ends or is killed)`);
     }
-    const { sandboxId, spec, wake } = await prepareExec(ctx, body, { stdin: body.stdin !== undefined });
-    if (body.detach) return startDetached(ctx, sandboxId, spec, wake);
-    const timeoutS = body.timeout_s ?? (readme ? undefined : DEFAULT_TIMEOUT_S);
     const streaming = /\btext\/event-stream\b/.test(ctx.req.headers.accept ?? '');
-    const handle = ctx.deps.pool.exec({
-      sandboxId, spec, capBytes: OUTPUT_CAP_BYTES, ...(streaming ? { stream: 'sse' as const } : {}),
-      ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
-    });
+    // A README command outlives its client, so its slot is held until the command itself ends.
+    const release = admitSession(ctx, body.detach ? 'process' : streaming ? 'exec_sse' : 'exec');
+    let handle: ExecHandle;
+    let wake: boolean;
+    try {
+      const prepared = await prepareExec(ctx, body, { stdin: body.stdin !== undefined });
+      wake = prepared.wake;
+      // The launch holds the slot; once it answers, the process is counted as a background one instead.
+      if (body.detach) return await startDetached(ctx, prepared.sandboxId, prepared.spec, wake).finally(release);
+      const timeoutS = body.timeout_s ?? (readme ? undefined : DEFAULT_TIMEOUT_S);
+      handle = ctx.deps.pool.exec({
+        sandboxId: prepared.sandboxId, spec: prepared.spec, capBytes: OUTPUT_CAP_BYTES, ...(streaming ? { stream: 'sse' as const } : {}),
+        ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
+    handle.result.finally(release).catch(() => undefined);
     if (body.stdin !== undefined) {
-      handle.send({ t: 'stdin', data: new Uint8Array(Buffer.from(body.stdin, 'utf8')) });
+      handle.writeStdin(new Uint8Array(Buffer.from(body.stdin, 'utf8')));
       handle.send({ t: 'stdin_end' });
     }
     let finished = false;

@@ -23,22 +23,22 @@ export function treeOf(ctx: RequestContext, rec: SandboxRecord): ConfinedTree {
   return new ConfinedTree(ctx.deps.workspaces.dir(rec.id), '~');
 }
 
-/** The request body as it streams in, refused with 413 as soon as it passes `max` (or declares more). */
-export async function* cappedBody(req: IncomingMessage, max: number): AsyncGenerator<Buffer> {
+/** The request body as it streams in, refused with 413 as soon as it passes `max` (or declares more); `why` says what to do instead. */
+export async function* cappedBody(req: IncomingMessage, max: number, why = `the limit is ${max} bytes (SANDBOXD_FILE_WRITE_MAX_BYTES)`): AsyncGenerator<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > max) throw new AppError('too_large', `the upload is ${declared} bytes; the limit is ${max} (SANDBOXD_FILE_WRITE_MAX_BYTES)`);
+  if (declared > max) throw new AppError('too_large', `the upload is ${declared} bytes; ${why}`);
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > max) throw new AppError('too_large', `the upload is larger than the limit of ${max} bytes (SANDBOXD_FILE_WRITE_MAX_BYTES)`);
+    if (size > max) throw new AppError('too_large', `the upload is larger than ${max} bytes; ${why}`);
     yield chunk;
   }
 }
 
-/** Reads a whole capped body into memory. */
-export async function readCapped(req: IncomingMessage, max: number): Promise<Buffer> {
+/** Reads a whole capped body into memory (small bodies only: JSON). */
+async function readCapped(req: IncomingMessage, max: number, why: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of cappedBody(req, max)) chunks.push(chunk);
+  for await (const chunk of cappedBody(req, max, why)) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
 
@@ -98,10 +98,12 @@ async function putFiles(ctx: RequestContext<unknown, WriteQ>) {
     path = ctx.query.path;
     append = ctx.query.append ?? false;
     const target = resolveWorkspacePath(path);
-    bytes = append ? await tree.append(target.parts, await readCapped(ctx.req, cap)) : await tree.writeAtomic(target.parts, cappedBody(ctx.req, cap));
+    bytes = append ? await tree.append(target.parts, cappedBody(ctx.req, cap)) : await tree.writeAtomic(target.parts, cappedBody(ctx.req, cap));
   } else {
-    // JSON carries base64 (4 bytes per 3) and some framing on top of the content itself.
-    const raw = await readCapped(ctx.req, Math.ceil(cap * 4 / 3) + 65536);
+    // A JSON body is held in memory whole (and decoded once more), so it has a limit of its own: large files
+    // stream to disk as raw bytes instead.
+    const jsonCap = ctx.deps.config.fileJsonMaxBytes;
+    const raw = await readCapped(ctx.req, jsonCap, `a JSON file write is limited to ${jsonCap} bytes (SANDBOXD_FILE_JSON_MAX_BYTES); send a larger file as raw bytes with PUT ${ctx.req.url?.split('?')[0] ?? '/v1/sandboxes/{id}/files'}?path=<path>, which streams to disk (up to ${cap} bytes)`);
     const body = validate<WriteFile>(WriteFile, parseJson(raw, false), 'body');
     const content = Buffer.from(body.content, body.encoding ?? 'utf8');
     if (content.length > cap) throw new AppError('too_large', `the content is ${content.length} bytes; the limit is ${cap}`);

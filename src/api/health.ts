@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { errorMessage } from '../log.ts';
+import { diskProblem, diskSpace } from '../store/disk.ts';
 import { buildOpenApi } from './openapi.ts';
 import type { RequestContext, Route } from './route.ts';
 import { NoQuery, Ready } from './schemas.ts';
@@ -7,12 +8,17 @@ import { NoQuery, Ready } from './schemas.ts';
 const tags = ['health'];
 
 async function readiness(ctx: RequestContext) {
-  const checks = { sqlite: 'ok', runtime: 'ok' };
+  const checks = { sqlite: 'ok', runtime: 'ok', disk: 'ok' };
+  const { db } = ctx.deps.store;
   try {
-    ctx.deps.store.db.get('SELECT 1');
+    // A real read of the file (SELECT 1 alone never touches it): a store that cannot even read says so here.
+    db.get('SELECT COUNT(*) AS n FROM schema_migrations');
   } catch (err) {
     checks.sqlite = errorMessage(err);
   }
+  const minFreeBytes = ctx.deps.config.minFreeMb * 1024 * 1024;
+  const disk = diskProblem(ctx.deps.config.dataDir, minFreeBytes, db.lastStorageFailure);
+  if (disk.problem) checks.disk = disk.problem;
   try {
     await Promise.race([
       ctx.deps.runtime.ping(),
@@ -21,14 +27,20 @@ async function readiness(ctx: RequestContext) {
   } catch (err) {
     checks.runtime = errorMessage(err);
   }
-  const ready = checks.sqlite === 'ok' && checks.runtime === 'ok';
-  return { status: ready ? 200 : 503, body: { ready, checks } };
+  const ready = checks.sqlite === 'ok' && checks.runtime === 'ok' && checks.disk === 'ok';
+  return { status: ready ? 200 : 503, body: { ready, checks, data_disk: { free_bytes: disk.freeBytes, min_free_bytes: minFreeBytes } } };
 }
 
 function renderMetrics(ctx: RequestContext): string {
   const byStatus = ctx.deps.store.db.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM sandboxes GROUP BY status');
   const pool = ctx.deps.pool.stats();
   const tasksRunning = ctx.deps.store.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'running'`)?.n ?? 0;
+  let freeBytes: number | undefined;
+  try {
+    freeBytes = diskSpace(ctx.deps.config.dataDir).freeBytes;
+  } catch {
+    // no sample: statfs failing is reported by /readyz
+  }
   return ctx.deps.metrics.render([
     { name: 'sandboxd_tasks_running', help: 'Agent tasks running now.', samples: [[{}, Number(tasksRunning)]] },
     { name: 'sandboxd_sandboxes', help: 'Sandboxes by status.', samples: byStatus.map((r) => [{ status: r.status }, Number(r.n)]) },
@@ -36,6 +48,8 @@ function renderMetrics(ctx: RequestContext): string {
     { name: 'sandboxd_worker_threads', help: 'Worker threads in the pool.', samples: [[{}, pool.threads]] },
     { name: 'sandboxd_worker_queue', help: 'Tasks waiting for a worker.', samples: [[{}, pool.queued]] },
     { name: 'sandboxd_worker_utilization', help: 'Share of time the pool was busy.', samples: [[{}, pool.utilization]] },
+    { name: 'sandboxd_data_disk_free_bytes', help: 'Free bytes on the data disk (SANDBOXED_DATA_DIR), as an unprivileged writer sees them.', samples: freeBytes === undefined ? [] : [[{}, freeBytes]] },
+    { name: 'sandboxd_storage_failures', help: 'SQLite writes and reads the data disk refused on the main thread since start.', samples: [[{}, ctx.deps.store.db.storageFailures]] },
   ]);
 }
 
@@ -48,7 +62,7 @@ export function healthRoutes(all: () => Route[]): Route[] {
       handler: () => ({ status: 200, body: 'ok', headers: { 'content-type': 'text/plain; charset=utf-8' } }),
     },
     {
-      method: 'GET', path: '/readyz', operationId: 'readyz', tags, open: true, summary: 'Readiness: SQLite and the container runtime both answer',
+      method: 'GET', path: '/readyz', operationId: 'readyz', tags, open: true, summary: 'Readiness: SQLite and the container runtime answer, and the data disk has room',
       query: NoQuery, response: { status: 200, schema: Ready, description: 'Ready (503 with the failing check otherwise).' },
       handler: readiness,
     },

@@ -37,7 +37,7 @@ export function buildOpenApi(routes: Route[]): unknown {
       responses: {
         [String(r.response.status)]: {
           description: r.response.description,
-          ...(r.response.schema ? { content: { 'application/json': { schema: plain(r.response.schema) } } } : {}),
+          ...(r.response.schema ? { content: { [r.response.contentType ?? 'application/json']: { schema: plain(r.response.schema) } } } : {}),
         },
         ...(r.open ? {} : errors),
       },

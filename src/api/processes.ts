@@ -6,6 +6,7 @@ import { LAUNCH_DETACHED, PROCESS_STATUS, SIGNAL_PID, TAIL_LOG } from '../runtim
 import type { ExecSpec } from '../runtime/runtime.ts';
 import type { ProcessRecord } from '../store/processes.ts';
 import { execFailure } from './exec-failure.ts';
+import { countRefusal, sessionLimits } from './limits.ts';
 import { findSandbox } from './lookup.ts';
 import type { RequestContext, Route } from './route.ts';
 import { NoQuery } from './schemas.ts';
@@ -37,8 +38,21 @@ async function runScript(ctx: RequestContext, sandboxId: string, script: string,
   }
 }
 
-/** Starts a command in the background (`detach: true`) and answers at once with its pid. */
+/**
+ * Starts a command in the background (`detach: true`) and answers at once with its pid. The caller holds a
+ * session slot for the launch; the sandbox is asked which of its background processes still run first, so
+ * they count against the caps (429 past them), and the new one is counted after.
+ */
 export async function startDetached(ctx: RequestContext, sandboxId: string, spec: ExecSpec, wake: boolean) {
+  const rec = findSandbox(ctx);
+  const limits = sessionLimits(ctx.deps);
+  const running = await refreshBackground(ctx, sandboxId);
+  try {
+    limits.recheck(rec);
+  } catch (err) {
+    countRefusal(ctx.deps, err, 'process');
+    throw err;
+  }
   const key = randomBytes(8).toString('hex');
   const startedAt = Date.now();
   const r = await runScript(ctx, sandboxId, LAUNCH_DETACHED, [key, ...spec.cmd], spec.cwd);
@@ -46,9 +60,18 @@ export async function startDetached(ctx: RequestContext, sandboxId: string, spec
   if (r.exit_code !== 0 || !Number.isInteger(pid) || pid <= 0) {
     throw new AppError('invalid_request', `the process could not start: ${r.stderr.trim() || `exit code ${r.exit_code}`}`, { field: 'cwd' });
   }
-  const rec: ProcessRecord = { sandboxId, pid, key, cmd: spec.cmd, cwd: spec.cwd, startedAt };
-  ctx.deps.store.processes.insert(rec);
-  return { status: 202, body: { ...view(ctx, rec, 'running', null), ...(wake ? { wake } : {}) } };
+  const proc: ProcessRecord = { sandboxId, pid, key, cmd: spec.cmd, cwd: spec.cwd, startedAt };
+  ctx.deps.store.processes.insert(proc);
+  limits.setBackground(rec, running + 1);
+  return { status: 202, body: { ...view(ctx, proc, 'running', null), ...(wake ? { wake } : {}) } };
+}
+
+/** Asks the sandbox how many of its recorded background processes still run, and records that for the caps. */
+async function refreshBackground(ctx: RequestContext, sandboxId: string): Promise<number> {
+  const states = await statuses(ctx, sandboxId, ctx.deps.store.processes.list(sandboxId));
+  const running = [...states.values()].filter((s) => s.status === 'running').length;
+  sessionLimits(ctx.deps).setBackground(findSandbox(ctx), running);
+  return running;
 }
 
 function view(ctx: RequestContext, p: ProcessRecord, status: ProcessView['status'], exitCode: number | null): ProcessView {
@@ -101,6 +124,7 @@ export const processRoutes: Route[] = [
       const { id } = findSandbox(ctx);
       const procs = ctx.deps.store.processes.list(id);
       const states = await statuses(ctx, id, procs);
+      sessionLimits(ctx.deps).setBackground(findSandbox(ctx), [...states.values()].filter((s) => s.status === 'running').length);
       return { status: 200, body: { data: procs.map((p) => view(ctx, p, states.get(p)!.status, states.get(p)!.exitCode)) } };
     },
   },
@@ -137,6 +161,7 @@ export const processRoutes: Route[] = [
           state = (await statuses(ctx, sandboxId, [proc])).get(proc)!;
         }
       }
+      await refreshBackground(ctx, sandboxId).catch(() => undefined); // the count is advisory; the kill has happened
       return { status: 200, body: view(ctx, proc, state.status, state.exitCode) };
     },
   },

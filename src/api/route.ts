@@ -63,7 +63,8 @@ export interface Route<B = any, Q = any> {
   /** The handler reads the request body itself (uploads larger than the JSON body limit). */
   rawBody?: boolean;
   query?: TSchema;
-  response: { status: number; schema?: TSchema; description: string };
+  /** `contentType` when it is not JSON (an event stream); `schema` then describes one item of it. */
+  response: { status: number; schema?: TSchema; description: string; contentType?: string };
   /** Answers a Reply, or nothing when it has written the response itself (streams). */
   handler(ctx: RequestContext<B, Q>): Promise<Reply | void> | Reply | void;
 }

@@ -34,7 +34,7 @@ export const External = Type.Object({
 }, { additionalProperties: false, description: "Ids from the caller's own system, for filtering." });
 
 export const CreateSandbox = Type.Object({
-  id: Type.Optional(Type.String({ pattern: '^[0-9A-HJKMNP-TVa-hjkmnp-tv-z]{26}$', description: 'A ULID (any case); generated when absent.' })),
+  id: Type.Optional(Type.String({ pattern: '^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$', description: 'A ULID (any case); generated when absent.' })),
   name: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,63}$', description: 'Unique name, usable wherever an id is.' })),
   ports: Type.Optional(Type.Array(Port, { minItems: 1, maxItems: 16, uniqueItems: true, description: 'Preview ports; default [3000].' })),
   env: Type.Optional(EnvMap('Injected into the container and every exec and task.')),
@@ -143,5 +143,6 @@ export const PreviewToken = Type.Object({
 
 export const Ready = Type.Object({
   ready: Type.Boolean(),
-  checks: Type.Object({ sqlite: Type.String(), runtime: Type.String() }),
+  checks: Type.Object({ sqlite: Type.String(), runtime: Type.String(), disk: Type.String() }),
+  data_disk: Type.Object({ free_bytes: Type.Union([Type.Integer(), Type.Null()]), min_free_bytes: Type.Integer() }),
 });

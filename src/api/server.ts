@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AppError } from '../errors.ts';
 import { errorMessage } from '../log.ts';
+import { reportUnexpected } from '../boundary.ts';
+import { answerClientError } from '../http/client-error.ts';
+import { decodeComponent, parseTarget } from '../http/target.ts';
 import { activityRoutes } from './activity.ts';
 import { Authenticator } from './auth.ts';
 import { execRoutes } from './exec.ts';
@@ -17,6 +20,7 @@ import { sandboxRoutes } from './sandboxes.ts';
 import { taskRoutes, taskWsRoutes } from './tasks.ts';
 import { attachWebSockets } from './upgrade.ts';
 import { isEngineUnreachable } from '../runtime/runtime.ts';
+import { isStorageFailure, StorageError } from '../store/disk.ts';
 import { validate } from './validate.ts';
 
 /** Every HTTP route the API serves, in match order. */
@@ -69,10 +73,12 @@ function requestIdOf(req: IncomingMessage): string {
 /** The REST API: request ids, auth, validation before any side effect, one error envelope. */
 export function createApiServer(deps: ApiDeps): Server {
   const routes = allRoutes().map(compile);
-  const auth = new Authenticator(deps.config);
+  // With the API's sinks it limits failed attempts per address and audits them sampled (src/api/auth-failures.ts).
+  const auth = new Authenticator(deps.config, { audit: deps.store.audit, metrics: deps.metrics, log: deps.log });
 
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string) => {
-    const url = new URL(req.url ?? '/', 'http://api');
+    const url = parseTarget(req.url);
+    if (!url) throw new AppError('invalid_request', 'the request target is not a valid path; send a path such as /v1/sandboxes');
     const found = match(routes, req.method ?? 'GET', url.pathname);
     if (found === undefined) throw new AppError('not_found', `no route for ${req.method} ${url.pathname}; see /openapi.json`);
     if (found === 'methodMismatch') throw new AppError('method_not_allowed', `${req.method} is not allowed on ${url.pathname}; see /openapi.json`);
@@ -86,21 +92,14 @@ export function createApiServer(deps: ApiDeps): Server {
 
     let caller = { name: 'anonymous', admin: false };
     if (!route.open) {
-      try {
-        caller = auth.authenticate(req);
-      } catch (err) {
-        deps.store.audit.record({ actor: 'anonymous', action: 'auth.failed', requestId, outcome: 'denied', detail: { route: route.operationId, remote: req.socket.remoteAddress } });
-        throw err;
-      }
+      caller = auth.authenticate(req, { route: route.operationId, requestId });
     }
 
     const params: Record<string, string> = {};
     for (const [k, v] of Object.entries(found.params)) {
-      try {
-        params[k] = decodeURIComponent(v);
-      } catch {
-        throw new AppError('invalid_request', `${k}: not valid percent-encoding`, { field: k });
-      }
+      const decoded = decodeComponent(v);
+      if (decoded === undefined) throw new AppError('invalid_request', `${k}: not valid percent-encoding`, { field: k });
+      params[k] = decoded;
     }
 
     const query = route.query ? validate(route.query, queryObject(url, route), 'query') : {};
@@ -121,22 +120,53 @@ export function createApiServer(deps: ApiDeps): Server {
     }
   };
 
-  const server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
+  /** The one place a failed request is answered: known errors with their envelope, anything else as 500. */
+  const fail = (req: IncomingMessage, res: ServerResponse, requestId: string, thrown: unknown) => {
+    if (req.socket.destroyed) {
+      // The client hung up (mid-upload, mid-stream): nobody is left to answer, and it is not the daemon's fault.
+      deps.metrics.inc('sandboxd_http_client_gone_total', 'API requests whose client disconnected before the answer.', {});
+      return void res.destroy();
+    }
+    if (isEngineUnreachable(thrown)) deps.log.warn('the container engine is unreachable', { request_id: requestId, error: errorMessage(thrown) });
+    const err = isEngineUnreachable(thrown) ? new AppError('sandbox_unavailable', 'the container engine (Docker) is not answering; retry shortly', undefined, 5)
+      // A file write that hit ENOSPC, or a storage error that crossed a worker boundary: 503 naming the data dir.
+      : !(thrown instanceof AppError) && isStorageFailure(thrown) ? new StorageError(deps.config.dataDir, thrown) : thrown;
+    if (err instanceof AppError) {
+      const headers: Record<string, string> = err.code === 'unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
+      if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
+      sendError(res, err, requestId, headers);
+      if (err.code === 'too_large') discardUpload(req);
+      return;
+    }
+    reportUnexpected(deps.log, deps.metrics, 'api', err, { request_id: requestId, method: req.method, path: req.url?.split('?')[0]?.slice(0, 200) });
+    sendError(res, new AppError('internal', `internal error; quote request id ${requestId} when reporting it`), requestId);
+  };
+
+  const { api } = deps.config.limits;
+  const server = createServer({ requestTimeout: api.requestTimeoutS * 1000, headersTimeout: api.headersTimeoutS * 1000, maxHeaderSize: api.maxHeaderBytes, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000 }, (req, res) => {
     const requestId = requestIdOf(req);
-    res.setHeader('x-request-id', requestId);
-    handle(req, res, requestId).catch((thrown: unknown) => {
-      if (isEngineUnreachable(thrown)) deps.log.warn('the container engine is unreachable', { request_id: requestId, error: errorMessage(thrown) });
-      const err = isEngineUnreachable(thrown) ? new AppError('sandbox_unavailable', 'the container engine (Docker) is not answering; retry shortly', undefined, 5) : thrown;
-      if (err instanceof AppError) {
-        const headers: Record<string, string> = err.code === 'unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
-        if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
-        sendError(res, err, requestId, headers);
-        if (err.code === 'too_large') discardUpload(req);
-        return;
-      }
-      deps.log.error('unhandled error', { request_id: requestId, method: req.method, path: req.url?.split('?')[0], error: errorMessage(err), stack: (err as Error)?.stack });
-      sendError(res, new AppError('internal', `internal error; quote request id ${requestId} when reporting it`), requestId);
-    });
+    // A client that resets mid-answer is its own problem: its errors must not reach the process.
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
+    try {
+      res.setHeader('x-request-id', requestId);
+      handle(req, res, requestId).catch((thrown: unknown) => {
+        try {
+          fail(req, res, requestId, thrown);
+        } catch (second) {
+          reportUnexpected(deps.log, deps.metrics, 'api', second, { request_id: requestId });
+          res.destroy();
+        }
+      });
+    } catch (thrown) {
+      reportUnexpected(deps.log, deps.metrics, 'api', thrown, { request_id: requestId });
+      res.destroy();
+    }
+  });
+  server.maxHeadersCount = api.maxHeaders;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    const status = answerClientError(err, socket, `req_${randomUUID()}`);
+    deps.metrics.inc('sandboxd_http_client_errors_total', 'Requests the HTTP parser refused (malformed, oversized, too slow), by listener and status.', { listener: 'api', status: String(status) });
   });
   attachWebSockets(server, [...execWsRoutes, ...taskWsRoutes], deps, auth, requestIdOf);
   return server;

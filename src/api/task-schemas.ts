@@ -26,7 +26,8 @@ const Outcome = Type.Object({
   reason: Type.Union([Type.String({ description: 'agent_error | agent_timeout | cancelled | sandbox_unavailable | internal' }), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
   message: Type.Union([Type.String({ description: "The agent's final message." }), Type.Null()]),
-  files_changed: Type.Union([Type.Array(Type.String()), Type.Null()]),
+  files_changed: Type.Union([Type.Array(Type.String(), { description: 'At most 1000 paths.' }), Type.Null()]),
+  files_changed_truncated: Type.Optional(Type.Literal(true, { description: 'More paths changed than files_changed lists.' })),
   usage: Usage,
   build: Type.Union([Type.Object({ ok: Type.Boolean(), message: Type.Optional(Type.String()) }), Type.Null()]),
   preview: Type.Union([Type.Object({ port: Type.Integer(), status: Type.Union([Type.Integer(), Type.Null()]) }), Type.Null()]),
@@ -67,3 +68,23 @@ export const EventsQuery = Type.Object({
   since: Type.Optional(Type.Integer({ minimum: 0, description: 'Send only events after this sequence number (like Last-Event-ID).' })),
 }, { additionalProperties: false });
 export type EventsQuery = Static<typeof EventsQuery>;
+
+const EventBase = { seq: Type.Integer({ minimum: 1, description: 'Sequence number within the task (the SSE `id:`).' }), at: Type.String({ format: 'date-time' }) };
+
+/** One event of a task's stream, as SSE `data:` or a WebSocket text frame carries it. */
+export const TaskEventSchema = Type.Union([
+  Type.Object({ ...EventBase, type: Type.Literal('status'), phase: Type.String({ description: 'checkpoint | agent_running | build_check | health_check' }) }),
+  Type.Object({ ...EventBase, type: Type.Literal('message'), role: Type.Literal('assistant'), text: Type.String() }),
+  Type.Object({ ...EventBase, type: Type.Literal('tool'), name: Type.String(), status: Type.String({ description: 'started | completed | error' }), path: Type.Optional(Type.String()) }),
+  Type.Object({ ...EventBase, type: Type.Literal('usage'), ...Usage.properties }),
+  Type.Object({ ...EventBase, type: Type.Literal('build'), ok: Type.Boolean(), message: Type.Optional(Type.String()) }),
+  Type.Object({
+    ...EventBase, type: Type.Literal('truncated'),
+    reason: Type.Union([Type.Literal('line_too_long'), Type.Literal('event_limit'), Type.Literal('byte_limit')], { description: 'line_too_long: one output line passed SANDBOXD_TASK_MAX_LINE_BYTES and was dropped; event_limit / byte_limit: the task reached SANDBOXD_TASK_MAX_EVENTS or SANDBOXD_TASK_MAX_EVENT_BYTES and stores no more message, tool or usage events (sent once; `done` still follows).' }),
+    limit: Type.Integer({ description: 'The limit that applied (bytes per line, events per task, or bytes of events per task).' }),
+    message: Type.String(),
+    line: Type.Optional(Type.Integer({ description: 'line_too_long: the line number in the agent\'s output.' })),
+    bytes: Type.Optional(Type.Integer({ description: 'line_too_long: the line\'s length in bytes.' })),
+  }),
+  Type.Object({ ...EventBase, type: Type.Literal('done'), result: Outcome }),
+]);

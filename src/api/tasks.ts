@@ -8,7 +8,7 @@ import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route, WsRoute } from './route.ts';
 import { NoQuery } from './schemas.ts';
 import { iso } from './view.ts';
-import { CreateTask, EventsQuery, Task, TaskCreated, TaskList, TaskListQuery } from './task-schemas.ts';
+import { CreateTask, EventsQuery, Task, TaskCreated, TaskEventSchema, TaskList, TaskListQuery } from './task-schemas.ts';
 
 function eventsUrl(t: TaskRecord): string {
   return `/v1/sandboxes/${t.sandboxId}/tasks/${t.id}/events`;
@@ -62,7 +62,7 @@ async function createTask(ctx: RequestContext<CreateTask>) {
   return { status: 202, body: { id: task.id, status: 'running', events_url: eventsUrl(task) } };
 }
 
-/** Server-Sent Events: replay after the start point, then live events, until `done`. */
+/** Server-Sent Events: replay after the start point, then live events, until `done`; paced by the socket's back-pressure. */
 function streamEvents(ctx: RequestContext<unknown, EventsQuery>): void {
   const task = findTask(ctx);
   const since = startAfter(ctx);
@@ -71,7 +71,10 @@ function streamEvents(ctx: RequestContext<unknown, EventsQuery>): void {
   res.flushHeaders();
   let ended = false;
   let stop: () => void = () => undefined;
-  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), ctx.deps.config.tasks.heartbeatS * 1000);
+  const heartbeat = setInterval(() => {
+    // A backed-up stream needs no heartbeat: it is not idle.
+    if (!ended && !res.writableNeedDrain) res.write(': heartbeat\n\n');
+  }, ctx.deps.config.tasks.heartbeatS * 1000);
   const end = () => {
     if (ended) return;
     ended = true;
@@ -80,13 +83,25 @@ function streamEvents(ctx: RequestContext<unknown, EventsQuery>): void {
     res.end();
   };
   res.on('close', end);
-  stop = ctx.deps.tasks.follow(task.id, since, (e) => {
-    if (ended) return;
-    res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(eventView(e))}\n\n`);
-    if (e.type === 'done') end();
-  }, end);
+  stop = ctx.deps.tasks.follow(task.id, since, {
+    send: (e) => (ended ? true : res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(eventView(e))}\n\n`)),
+    drained: () => new Promise<void>((resolve) => {
+      if (ended || !res.writableNeedDrain) return resolve();
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    }),
+    close: end,
+  });
   if (ended) stop();
 }
+
+/** Bytes a WebSocket may have queued before its stream waits for them to be written. */
+const WS_HIGH_WATER = 1 << 20;
 
 const tags = ['tasks'];
 
@@ -119,7 +134,8 @@ export const taskRoutes: Route[] = [
   {
     method: 'GET', path: '/v1/sandboxes/{id}/tasks/{taskId}/events', operationId: 'taskEvents', tags,
     summary: 'The task\'s events as Server-Sent Events (replayable with Last-Event-ID or ?since=); ends after `done`. The same path upgrades to a WebSocket of JSON text frames',
-    query: EventsQuery, response: { status: 200, description: 'text/event-stream: `status`, `message`, `tool`, `usage`, `build`, `done` events, each with `id:`.' },
+    query: EventsQuery,
+    response: { status: 200, contentType: 'text/event-stream', schema: TaskEventSchema, description: 'text/event-stream: `status`, `message`, `tool`, `usage`, `build`, `truncated`, `done` events, each with `id:`; the schema is one event\'s `data:`. A task stores at most SANDBOXD_TASK_MAX_EVENTS events: past it one `truncated` event, then only `build`, `status` and `done`.' },
     handler: streamEvents,
   },
   {
@@ -146,12 +162,22 @@ export const taskWsRoutes: WsRoute[] = [
       return (ws: WebSocket) => {
         let stop: () => void = () => undefined;
         let ended = false;
+        let written: Promise<void> = Promise.resolve();
         ws.on('close', () => ((ended = true), stop()));
-        stop = ctx.deps.tasks.follow(task.id, since, (e) => {
-          if (ended || ws.readyState !== ws.OPEN) return;
-          ws.send(JSON.stringify(eventView(e)));
-          if (e.type === 'done') (ended = true, ws.close(1000, 'done'));
-        }, () => ((ended = true), ws.close(1001, 'task deleted')));
+        const close = (code: number, why: string) => {
+          ended = true;
+          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, why);
+        };
+        stop = ctx.deps.tasks.follow(task.id, since, {
+          send: (e) => {
+            if (ended || ws.readyState !== ws.OPEN) return true;
+            // The callback runs once the frame is written to the socket (or failed): what `drained` waits for.
+            written = new Promise((resolve) => ws.send(JSON.stringify(eventView(e)), () => resolve()));
+            return ws.bufferedAmount < WS_HIGH_WATER;
+          },
+          drained: () => written,
+          close: (why) => (why === 'done' ? close(1000, 'done') : why === 'gone' ? close(1001, 'task deleted') : close(1011, 'internal error')),
+        });
         if (ended) stop();
       };
     },

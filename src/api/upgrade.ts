@@ -2,16 +2,21 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { AppError, ERRORS } from '../errors.ts';
-import { errorMessage } from '../log.ts';
+import { reportUnexpected } from '../boundary.ts';
+import { decodeComponent, parseTarget } from '../http/target.ts';
 import type { Authenticator } from './auth.ts';
 import { compile, match, type ApiDeps, type Route, type WsRoute } from './route.ts';
 import { validate } from './validate.ts';
+
+const HANDSHAKE_TIMEOUT_MS = 15_000;
 
 /** Answers a refused upgrade with the usual error envelope, as plain HTTP on the raw socket. */
 function refuse(socket: Duplex, err: AppError, requestId: string): void {
   const body = JSON.stringify({ error: { code: err.code, message: err.message, retryable: ERRORS[err.code].retryable, ...(err.details ? { details: err.details } : {}), request_id: requestId } });
   const status = ERRORS[err.code].status;
-  socket.end(`HTTP/1.1 ${status} ${err.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+  if (!socket.writable) return void socket.destroy();
+  socket.end(`HTTP/1.1 ${status} ${err.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}${err.retryAfterS !== undefined ? `\r\nretry-after: ${err.retryAfterS}` : ''}\r\nconnection: close\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), 5000).unref();
 }
 
 /** Serves WebSocket routes on the API server; any other upgrade is refused. */
@@ -19,28 +24,48 @@ export function attachWebSockets(server: Server, routes: WsRoute[], deps: ApiDep
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
   const compiled = routes.map((r) => compile({ ...r, method: 'GET' } as unknown as Route));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // A client that resets or hangs up before, during or after the handshake must not reach the process.
+    socket.on('error', () => socket.destroy());
     const requestId = newRequestId(req);
+    // Auth, lookup and validation get a bounded time; a handshake that never completes frees its socket.
+    const handshake = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
+    handshake.unref();
     void (async () => {
-      const url = new URL(req.url ?? '/', 'http://api');
+      const url = parseTarget(req.url);
+      if (!url) throw new AppError('invalid_request', 'the request target is not a valid path');
       const found = match(compiled, 'GET', url.pathname);
       if (!found || found === 'methodMismatch') throw new AppError('not_found', `no WebSocket endpoint at ${url.pathname}`);
       const route = routes[compiled.findIndex((c) => c.route.path === found.route.path)]!;
-      let caller;
-      try {
-        caller = auth.authenticate(req);
-      } catch (err) {
-        deps.store.audit.record({ actor: 'anonymous', action: 'auth.failed', requestId, outcome: 'denied', detail: { route: route.operationId } });
-        throw err;
+      const caller = auth.authenticate(req, { route: route.operationId, requestId });
+      const params: Record<string, string> = {};
+      for (const [k, v] of Object.entries(found.params)) {
+        const decoded = decodeComponent(v);
+        if (decoded === undefined) throw new AppError('invalid_request', `${k}: not valid percent-encoding`, { field: k });
+        params[k] = decoded;
       }
-      const params = Object.fromEntries(Object.entries(found.params).map(([k, v]) => [k, decodeURIComponent(v)]));
       const query = route.query ? validate(route.query, Object.fromEntries(url.searchParams), 'query') : {};
       const run = await route.open({ req, res: undefined as never, params, body: undefined, query, caller, requestId, deps });
-      wss.handleUpgrade(req, socket, head, (ws) => run(ws));
+      if (socket.destroyed) return;
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        clearTimeout(handshake);
+        // ws reports protocol violations (bad frames, oversized messages) as 'error' and then closes.
+        ws.on('error', () => ws.terminate());
+        try {
+          run(ws);
+        } catch (err) {
+          reportUnexpected(deps.log, deps.metrics, 'websocket', err, { request_id: requestId, route: route.operationId });
+          ws.terminate();
+        }
+      });
     })().catch((err: unknown) => {
-      if (err instanceof AppError) return refuse(socket, err, requestId);
-      if (err instanceof URIError) return refuse(socket, new AppError('invalid_request', 'the path is not valid percent-encoding'), requestId);
-      deps.log.error('websocket upgrade failed', { request_id: requestId, error: errorMessage(err) });
-      refuse(socket, new AppError('internal', `internal error; quote request id ${requestId} when reporting it`), requestId);
+      clearTimeout(handshake);
+      try {
+        if (err instanceof AppError) return refuse(socket, err, requestId);
+        reportUnexpected(deps.log, deps.metrics, 'websocket_upgrade', err, { request_id: requestId });
+        refuse(socket, new AppError('internal', `internal error; quote request id ${requestId} when reporting it`), requestId);
+      } catch {
+        socket.destroy();
+      }
     });
   });
 }

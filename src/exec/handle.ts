@@ -2,6 +2,11 @@ import type { MessagePort } from 'node:worker_threads';
 import type { ExecSignal } from '../runtime/runtime.ts';
 import type { ExecControl, ExecEvent, ExecResult } from './protocol.ts';
 
+/** stdin bytes sent to the worker but not yet taken by the command's stream; above this the client is not read. */
+const STDIN_HIGH_WATER = 1 << 20;
+/** Reading the client resumes once the unacked stdin is back under this. */
+const STDIN_LOW_WATER = STDIN_HIGH_WATER / 4;
+
 /** The main thread's end of a command running in a worker: output arrives here, control goes back. */
 export class ExecHandle {
   /** Settles when the command has ended (or could not start). */
@@ -11,6 +16,9 @@ export class ExecHandle {
   private port: MessagePort;
   private listener: (data: Buffer) => void = () => undefined;
   private closed = false;
+  private stdinInflight = 0;
+  private stdinFull = false;
+  private drainListener: () => void = () => undefined;
 
   constructor(port: MessagePort, outcome: Promise<ExecResult>) {
     this.port = port;
@@ -24,10 +32,11 @@ export class ExecHandle {
     this.result = result;
     // A command that fails to start settles `result` without `started`; let awaiting `started` end too.
     result.then(() => markStarted(), () => markStarted());
-    result.finally(() => (this.closed = true)).catch(() => undefined);
+    result.finally(() => ((this.closed = true), this.stdinAcked(this.stdinInflight))).catch(() => undefined);
     port.on('message', (e: ExecEvent) => {
       if (e.t === 'started') markStarted();
-      else if (e.t === 'end') (markDrained(), port.close());
+      else if (e.t === 'end') (markDrained(), port.close(), this.stdinAcked(this.stdinInflight));
+      else if (e.t === 'stdin_ack') this.stdinAcked(e.bytes);
       else this.listener(Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength));
     });
   }
@@ -35,6 +44,31 @@ export class ExecHandle {
   /** Receives output already encoded for the client; call `ack` with its length once the socket has taken it. */
   onOutput(cb: (data: Buffer) => void): void {
     this.listener = cb;
+  }
+
+  /**
+   * Sends client input to the command. Answers false once too much is waiting for the command's stream
+   * (which a command that does not read never takes): stop reading the client until `onStdinDrain` fires.
+   */
+  writeStdin(data: Uint8Array): boolean {
+    if (this.closed) return true;
+    this.stdinInflight += data.byteLength;
+    this.send({ t: 'stdin', data });
+    if (this.stdinInflight > STDIN_HIGH_WATER) this.stdinFull = true;
+    return !this.stdinFull;
+  }
+
+  /** Called when input held back by `writeStdin` answering false may flow again (or the command ended). */
+  onStdinDrain(cb: () => void): void {
+    this.drainListener = cb;
+  }
+
+  private stdinAcked(bytes: number): void {
+    this.stdinInflight = Math.max(0, this.stdinInflight - bytes);
+    if (this.stdinFull && (this.closed || this.stdinInflight < STDIN_LOW_WATER)) {
+      this.stdinFull = false;
+      this.drainListener();
+    }
   }
 
   /** Returns flow-control credit to the worker. */

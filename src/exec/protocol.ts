@@ -37,6 +37,8 @@ export type ExecEvent =
   | { t: 'started' }
   /** Encoded output; the main thread acks its length once the client's socket has taken it. */
   | { t: 'out'; data: Uint8Array }
+  /** stdin bytes the command's stream has taken (written through, or drained): credit back for more. */
+  | { t: 'stdin_ack'; bytes: number }
   /** Last message on the port: every chunk before it has been delivered. */
   | { t: 'end' };
 

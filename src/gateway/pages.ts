@@ -12,3 +12,4 @@ export const startingPage = () => page('Starting…', 'This app was asleep and i
 export const wakeFailedPage = (why: string) => page('This app could not start', why);
 export const notListeningPage = (port: number) => page('Nothing is listening yet', `The sandbox is running, but no server answers on port ${port} yet. The page reloads by itself.`, 3);
 export const privatePage = () => page('This preview is private', 'Open it with the link you were given: it carries a preview token.');
+export const badRequestPage = (why: string) => page('Bad request', `The browser sent a request this gateway cannot pass on: ${why}.`);

@@ -18,30 +18,64 @@ export function isPrivate(rec: SandboxRecord, port: number): boolean {
   return (rec.portVisibility[String(port)] ?? rec.visibility) === 'private';
 }
 
-function cookieValue(req: IncomingMessage, name: string): string | undefined {
+/** Most candidate credentials looked at per request: each costs an HMAC, and a header can hold many. */
+const MAX_CANDIDATES = 16;
+
+/** Percent-decoding that answers the input itself when it is malformed (never throws). */
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** Every value of cookie `name` (a browser may send several with one name: a junk one first must not win). */
+function cookieValues(req: IncomingMessage, name: string): string[] {
+  const out: string[] = [];
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq > 0 && part.slice(0, eq).trim() === name) out.push(part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'));
+    if (out.length >= MAX_CANDIDATES) break;
   }
-  return undefined;
+  return out;
+}
+
+/** The target split into its path, the values of its `token` parameters, and the other parameters as sent. */
+function splitTarget(path: string): { pathname: string; tokens: string[]; rest: string[] } {
+  const q = path.indexOf('?');
+  const pathname = q < 0 ? path : path.slice(0, q);
+  const tokens: string[] = [];
+  const rest: string[] = [];
+  if (q >= 0) {
+    for (const part of path.slice(q + 1).split('&')) {
+      if (!part) continue;
+      const eq = part.indexOf('=');
+      const key = decode((eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
+      if (key === 'token') tokens.push(decode((eq < 0 ? '' : part.slice(eq + 1)).replace(/\+/g, ' ')));
+      else rest.push(part);
+    }
+  }
+  return { pathname, tokens, rest };
 }
 
 /**
  * Private previews open with a preview token (once as `?token=`, then as a cookie scoped to this exact
  * preview host, so sandbox A's cookie never reaches sandbox B) or with an API token of the owner or an admin.
+ * `path` is the checked origin-form target; nothing here throws on what a client sent.
  */
-export function previewAccess(req: IncomingMessage, rec: SandboxRecord, port: number, tokens: PreviewTokens, auth: Authenticator, secure: boolean): PreviewAccess {
-  const url = new URL(req.url ?? '/', 'http://preview');
-  const fromQuery = url.searchParams.get('token');
-  if (fromQuery !== null) {
-    const exp = tokens.verify(fromQuery, rec.id, port);
-    if (!exp) return { allow: false, why: 'the preview token is invalid, expired, or for another sandbox' };
-    url.searchParams.delete('token');
-    const maxAge = Math.max(1, Math.floor((exp - Date.now()) / 1000));
-    const cookie = `${PREVIEW_COOKIE}=${fromQuery}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
-    return { allow: 'redirect', location: `${url.pathname}${url.search}`, cookie };
+export function previewAccess(req: IncomingMessage, path: string, rec: SandboxRecord, port: number, tokens: PreviewTokens, auth: Authenticator, secure: boolean): PreviewAccess {
+  const target = splitTarget(path);
+  if (target.tokens.length) {
+    const valid = target.tokens.slice(0, MAX_CANDIDATES).map((t) => ({ t, exp: tokens.verify(t, rec.id, port) })).find((c) => c.exp);
+    if (!valid) return { allow: false, why: 'the preview token is invalid, expired, or for another sandbox' };
+    const maxAge = Math.max(1, Math.floor((valid.exp! - Date.now()) / 1000));
+    const cookie = `${PREVIEW_COOKIE}=${valid.t}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
+    // One leading slash only: `//host/x` would make the redirect leave this preview (an open redirect).
+    const location = `/${target.pathname.replace(/^[/\\]+/, '')}${target.rest.length ? `?${target.rest.join('&')}` : ''}`;
+    return { allow: 'redirect', location, cookie };
   }
-  if (tokens.verify(cookieValue(req, PREVIEW_COOKIE), rec.id, port)) return { allow: true };
+  if (cookieValues(req, PREVIEW_COOKIE).some((c) => tokens.verify(c, rec.id, port))) return { allow: true };
   if (req.headers.authorization && !auth.disabled) {
     try {
       const caller = auth.authenticate(req);
@@ -61,7 +95,7 @@ export function stripPreviewCredentials(req: IncomingMessage, viaApiToken: boole
     const name = raw[i]!.toLowerCase();
     if (name === 'authorization' && viaApiToken) continue;
     if (name === 'cookie') {
-      const rest = raw[i + 1]!.split(';').map((c) => c.trim()).filter((c) => c && !c.startsWith(`${PREVIEW_COOKIE}=`)).join('; ');
+      const rest = raw[i + 1]!.split(';').map((c) => c.trim()).filter((c) => c && c.slice(0, Math.max(0, c.indexOf('='))).trim() !== PREVIEW_COOKIE).join('; ');
       if (rest) kept.push(raw[i]!, rest);
       continue;
     }

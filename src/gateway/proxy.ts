@@ -1,101 +1,192 @@
-import { Agent, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request, type Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-
-/** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+import { checkResponseFraming, checkResponseHead, endToEnd, forwardedHeaders, HOP_BY_HOP, parseResponseHead, type Checked, upstreamRequestHeaders } from './framing.ts';
 
 /** The error code of a request that waited too long for an upstream connection. */
 export const UPSTREAM_BUSY = 'ESANDBOXBUSY';
+/** The error code of an upstream answer that is not valid HTTP (the client gets 502 for it). */
+export const BAD_UPSTREAM = 'EBADUPSTREAM';
 
-/**
- * One pool of upstream connections for every sandbox: keep-alive saves a TCP handshake per request. At most
- * 64 connections per sandbox port at once, the rest wait their turn here: a burst at a just-woken app
- * (200 requests held during a wake) would otherwise overflow a small accept queue (busybox httpd's is 9),
- * and every dropped connect costs seconds of SYN retries. Long-lived responses (SSE) count against the 64;
- * WebSockets do not (they are proxied outside this pool).
- */
-export const upstreamAgent = new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 60_000 });
+/** 1xx answers before the real one: more than this is a flood, and the request ends with 502. */
+const MAX_INFORMATIONAL = 32;
 
-function forwarded(req: IncomingMessage): Record<string, string> {
-  const prior = req.headers['x-forwarded-for'];
-  const client = req.socket.remoteAddress ?? '';
-  return {
-    'x-forwarded-for': prior ? `${prior}, ${client}` : client,
-    'x-forwarded-host': req.headers.host ?? '',
-    'x-forwarded-proto': (req.headers['x-forwarded-proto'] as string | undefined) ?? 'http',
-  };
-}
+/** Marks an error as the upstream's fault (a connection or protocol failure), not the gateway's. */
+export type UpstreamError = NodeJS.ErrnoException & { upstream: true };
+const upstreamError = (err: Error): UpstreamError => Object.assign(err, { upstream: true as const });
+const bad = (why: string) => upstreamError(Object.assign(new Error(`the app's answer is not valid HTTP: ${why}`), { code: BAD_UPSTREAM }));
 
-/** Pairs of [name, value] from raw headers, without hop-by-hop ones (and without names in `drop`). */
-function endToEnd(raw: string[], drop: Set<string> = new Set()): [string, string][] {
-  const out: [string, string][] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(name) && !drop.has(name)) out.push([raw[i]!, raw[i + 1]!]);
-  }
-  return out;
+/** True when `err` came from the upstream (its connection or its answer). */
+export const isUpstreamError = (err: unknown): err is UpstreamError => !!err && typeof err === 'object' && (err as { upstream?: unknown }).upstream === true;
+
+type Ok = Extract<Checked, { ok: true }>;
+
+/** Where a request goes: the sandbox's address and port, through its own pool. */
+export interface UpstreamTarget {
+  ip: string;
+  port: number;
+  agent: Agent;
 }
 
 /**
- * Streams one request to ip:port and the answer back, bodies in both directions as they come. Settles
- * with the upstream error when nothing has been sent to the client yet (so the caller can answer).
+ * Streams one request to the sandbox and the answer back, bodies in both directions as they come. The body
+ * is framed explicitly upstream (Content-Length or chunked, whatever the method), or not sent at all. The
+ * answer is validated before anything reaches the client. Rejects (with an UpstreamError) only while
+ * nothing has been sent to the client yet, so the caller can answer 502/503; later failures end only this
+ * response. Every event handler here is guarded: none can throw into the event loop.
  */
-export function proxyHttp(req: IncomingMessage, res: ServerResponse, ip: string, port: number, queueWaitMs: number): Promise<void> {
+export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: UpstreamTarget, checked: Ok, opts: { queueWaitMs: number; tls: boolean; maxHeaderBytes: number }): Promise<void> {
   return new Promise((resolve, reject) => {
-    const fwd = forwarded(req);
-    const headers = [...endToEnd(req.rawHeaders, new Set(Object.keys(fwd))), ...Object.entries(fwd)];
-    const upstream = request({ host: ip, port, method: req.method, path: req.url, headers: headers.flat(), agent: upstreamAgent });
+    let settled = false;
+    let responded = false;
+    let upstream: ClientRequest | undefined;
+    let queued: NodeJS.Timeout | undefined;
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(queued);
+      resolve();
+    };
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(queued);
+      upstream?.destroy();
+      if (!res.headersSent) return reject(isUpstreamError(err) ? err : upstreamError(err));
+      if (!res.writableEnded) res.destroy();
+      resolve();
+    };
+    const guard = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
+      try {
+        fn(...a);
+      } catch (err) {
+        fail(bad(`it could not be relayed (${(err as Error).message})`));
+      }
+    };
+
+    upstream = request({ host: to.ip, port: to.port, method: req.method, path: checked.path, headers: upstreamRequestHeaders(req, checked, opts.tls).flat(), agent: to.agent, maxHeaderSize: opts.maxHeaderBytes });
     // Waiting behind 64 open requests (long-lived ones, or someone holding them open) has a limit too. A
-    // request still queued in the agent reports its destruction only once it gets a socket: reject at once.
-    let gaveUp = false;
-    const queued = setTimeout(() => {
-      gaveUp = true;
-      upstream.destroy();
-      reject(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY }));
-    }, queueWaitMs);
+    // request still queued in the agent reports its destruction only once it gets a socket: settle at once.
+    queued = setTimeout(() => fail(upstreamError(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY }))), opts.queueWaitMs);
     upstream.once('socket', () => clearTimeout(queued));
-    upstream.once('close', () => clearTimeout(queued));
-    upstream.on('response', (up) => {
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, endToEnd(up.rawHeaders).flat());
-      up.pipe(res);
-      up.on('end', () => resolve());
-      up.on('error', () => (res.destroy(), resolve()));
-    });
-    upstream.on('error', (err) => {
-      if (gaveUp) return;
-      if (res.headersSent) return (res.destroy(), resolve());
-      reject(err);
-    });
-    res.on('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    req.pipe(upstream);
+    let informational = 0;
+    upstream.on('information', guard(() => {
+      if (++informational > MAX_INFORMATIONAL) fail(bad(`more than ${MAX_INFORMATIONAL} 1xx answers`));
+    }));
+    // 101 to a request that asked for no upgrade: Node hands over the socket; nobody may use it.
+    upstream.on('upgrade', guard((_res: IncomingMessage, socket: Duplex) => {
+      socket.destroy();
+      fail(bad('101 Switching Protocols to a request that asked for no upgrade'));
+    }));
+    upstream.on('response', guard((up: IncomingMessage) => {
+      responded = true;
+      // Already answered (a 1xx flood, a timeout) while the parser went on to this response: it goes nowhere.
+      if (settled) return void up.destroy();
+      up.on('error', () => fail(upstreamError(new Error('the app broke off its answer'))));
+      const headers = endToEnd(up.rawHeaders);
+      const why = checkResponseFraming(up.rawHeaders) ?? checkResponseHead(up.statusCode, up.statusMessage, headers);
+      if (why) return fail(bad(why));
+      // The head goes out with the first bytes of the body (as Node would send it anyway): an answer that
+      // breaks before any of its body can still become a clean 502.
+      let headWritten = false;
+      const head = () => {
+        if (!headWritten) res.writeHead(up.statusCode!, up.statusMessage ?? '', headers.flat());
+        headWritten = true;
+      };
+      up.on('end', guard(() => (head(), res.end(), finish())));
+      up.on('close', guard(() => {
+        // Closed before its end: the client must see a broken response, not a short one that looks whole.
+        if (!up.complete) fail(upstreamError(new Error('the app broke off its answer')));
+      }));
+      up.on('data', guard((chunk: Buffer) => {
+        head();
+        if (!res.write(chunk)) up.pause();
+      }));
+      res.on('drain', () => up.resume());
+    }));
+    upstream.on('error', (err) => fail(err));
+    upstream.on('close', guard(() => {
+      if (!responded) fail(bad('it closed the connection without answering'));
+    }));
+    res.on('close', guard(() => {
+      if (!res.writableFinished) upstream?.destroy();
+      finish();
+    }));
+    // A client that goes away mid-body must not leave a half-sent body upstream.
+    req.on('error', () => upstream?.destroy());
+    req.on('aborted', () => upstream?.destroy());
+    if (checked.body === 'none') upstream.end();
+    else req.pipe(upstream);
   });
 }
 
-/** Passes a connection upgrade (WebSocket) through: the original request goes upstream, then bytes flow both ways. */
-export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, ip: string, port: number): Promise<void> {
+/** Headers of a 101 that go on to the client: end-to-end ones plus the upgrade's own Connection and Upgrade. */
+function switchingHeaders(headers: [string, string][]): [string, string][] {
+  return headers.filter(([n]) => { const l = n.toLowerCase(); return l === 'connection' || l === 'upgrade' || !HOP_BY_HOP.has(l); });
+}
+
+/**
+ * Passes a connection upgrade (WebSocket) through: the request goes upstream with its Connection/Upgrade and
+ * the gateway's forwarding headers, the answer's head is read and validated (1xx skipped, bounded), then a
+ * 101 and its bytes flow both ways; any other answer goes to the client with `connection: close`. Rejects
+ * with an UpstreamError while nothing has been written to the client; the whole handshake has `timeoutMs`.
+ */
+export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, ip: string, port: number, checked: Ok, opts: { tls: boolean; timeoutMs: number; maxHeaderBytes: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const upstream = connect({ host: ip, port });
-    let connected = false;
-    upstream.once('connect', () => {
-      connected = true;
-      const fwd = forwarded(req);
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-        if (!(req.rawHeaders[i]!.toLowerCase() in fwd)) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      }
-      for (const [k, v] of Object.entries(fwd)) lines.push(`${k}: ${v}`);
-      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (head.length) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-      resolve();
-    });
-    upstream.once('error', (err) => (connected ? client.destroy() : reject(err)));
-    client.on('error', () => upstream.destroy());
+    let state: 'handshake' | 'piping' | 'done' = 'handshake';
+    let buf = Buffer.alloc(0);
+    let informational = 0;
+    const fail = (err: Error) => {
+      if (state !== 'handshake') return void client.destroy();
+      state = 'done';
+      clearTimeout(timer);
+      upstream.destroy();
+      reject(isUpstreamError(err) ? err : upstreamError(err));
+    };
+    const timer = setTimeout(() => fail(bad('no answer to the upgrade in time')), opts.timeoutMs);
+    upstream.on('error', (err) => fail(err));
+    upstream.on('close', () => (state === 'handshake' ? fail(bad('it closed the connection without answering the upgrade')) : client.destroy()));
     client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    upstream.once('connect', () => {
+      const headers = [...endToEnd(req.rawHeaders, new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'content-length'])), ...forwardedHeaders(req, checked.host, opts.tls)];
+      headers.push(['Connection', 'Upgrade'], ['Upgrade', String(req.headers.upgrade ?? 'websocket')]);
+      upstream.write(`${req.method} ${checked.path} HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+      if (head.length) upstream.write(head);
+    });
+    const onData = (chunk: Buffer) => {
+      try {
+        buf = Buffer.concat([buf, chunk]);
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) {
+            if (buf.length > opts.maxHeaderBytes) fail(bad('the answer to the upgrade has too large a head'));
+            return;
+          }
+          if (end > opts.maxHeaderBytes) return fail(bad('the answer to the upgrade has too large a head'));
+          const parsed = parseResponseHead(buf.subarray(0, end).toString('latin1'));
+          if (typeof parsed === 'string') return fail(bad(parsed));
+          buf = buf.subarray(end + 4);
+          if (parsed.status >= 100 && parsed.status < 200 && parsed.status !== 101) {
+            if (++informational > MAX_INFORMATIONAL) return fail(bad(`more than ${MAX_INFORMATIONAL} 1xx answers`));
+            continue;
+          }
+          const switching = parsed.status === 101;
+          const out = switching ? switchingHeaders(parsed.headers) : [...endToEnd(parsed.headers.flat()), ...parsed.headers.filter(([n]) => /^(transfer-encoding)$/i.test(n)), ['connection', 'close'] as [string, string]];
+          upstream.off('data', onData);
+          state = 'piping';
+          clearTimeout(timer);
+          client.write(`HTTP/1.1 ${parsed.status} ${parsed.reason}\r\n${out.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+          if (buf.length) client.write(buf);
+          upstream.pipe(client);
+          // A refused upgrade is answered and the connection ends with it; only a 101 carries the client's bytes.
+          if (switching) client.pipe(upstream);
+          return resolve();
+        }
+      } catch (err) {
+        fail(bad(`it could not be relayed (${(err as Error).message})`));
+      }
+    };
+    upstream.on('data', onData);
   });
 }

@@ -208,9 +208,14 @@ export class DockerRuntime implements Runtime {
           const line = buffered.slice(0, nl).trim();
           buffered = buffered.slice(nl + 1);
           if (!line) continue;
-          const ev = JSON.parse(line) as { Action?: string; status?: string; Actor?: { Attributes?: Record<string, string> } };
-          const sandboxId = ev.Actor?.Attributes?.[LABEL_ID];
-          if (sandboxId) onEvent({ sandboxId, action: ev.Action ?? ev.status ?? 'unknown' });
+          let ev: { Action?: string; status?: string; Actor?: { Attributes?: Record<string, string> } };
+          try {
+            ev = JSON.parse(line);
+          } catch {
+            continue; // not an event; the periodic pass covers whatever it was about
+          }
+          const sandboxId = ev?.Actor?.Attributes?.[LABEL_ID];
+          if (typeof sandboxId === 'string') onEvent({ sandboxId, action: ev.Action ?? ev.status ?? 'unknown' });
         }
       });
       stream.on('error', (err: Error) => (signal.removeEventListener('abort', abort), reject(err)));
@@ -254,8 +259,16 @@ export class DockerRuntime implements Runtime {
     });
     const stream = (await exec.start({ hijack: true, stdin: spec.stdin ?? false, Tty: spec.tty ?? false })) as Duplex;
     let listener: (stream: 'stdout' | 'stderr', chunk: Buffer) => void = () => undefined;
-    const demux = new DockerDemuxer((kind, chunk) => listener(kind, chunk));
-    stream.on('data', (chunk: Buffer) => (spec.tty ? listener('stdout', chunk) : demux.push(chunk)));
+    // A consumer that throws on some output ends this command's stream, never the thread that reads it.
+    const deliver = (kind: 'stdout' | 'stderr', chunk: Buffer) => {
+      try {
+        listener(kind, chunk);
+      } catch (err) {
+        stream.destroy(err as Error);
+      }
+    };
+    const demux = new DockerDemuxer(deliver);
+    stream.on('data', (chunk: Buffer) => (spec.tty ? deliver('stdout', chunk) : demux.push(chunk)));
     const done = new Promise<{ exitCode: number }>((resolve, reject) => {
       let settled = false;
       const finish = async () => {
@@ -282,7 +295,7 @@ export class DockerRuntime implements Runtime {
     };
     return {
       onOutput: (cb) => (listener = cb),
-      write: (data) => void stream.write(data),
+      write: (data) => writeThrough(stream, data),
       endInput: () => stream.end(),
       pause: () => void stream.pause(),
       resume: () => void stream.resume(),
@@ -315,6 +328,17 @@ export class DockerRuntime implements Runtime {
       ip: net?.IPAddress || null,
     };
   }
+}
+
+/** Writes to an exec's stdin and settles when the stream can take more (or is gone): stdin back-pressure. */
+function writeThrough(stream: Duplex, data: Buffer): Promise<void> {
+  if (stream.destroyed || stream.writableEnded) return Promise.resolve();
+  if (stream.write(data)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => (stream.off('drain', done), stream.off('close', done), resolve());
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }
 
 function zeroTimeToNull(t: string | undefined): string | null {

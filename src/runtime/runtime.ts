@@ -43,7 +43,8 @@ export type ExecSignal = 'TERM' | 'KILL' | 'INT' | 'HUP' | 'QUIT' | 'USR1' | 'US
 export interface ExecSession {
   /** Called with each chunk of output (a TTY session reports everything as stdout). */
   onOutput(cb: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): void;
-  write(data: Buffer): void;
+  /** Settles once the stream has taken the bytes (its buffer drained), so a caller can hold back more. */
+  write(data: Buffer): Promise<void>;
   endInput(): void;
   pause(): void;
   resume(): void;

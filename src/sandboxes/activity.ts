@@ -1,41 +1,113 @@
 import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { ActivitySource, ActivityStore, LeaseKind } from '../store/activity.ts';
+import { isStorageFailure } from '../store/disk.ts';
 
 /** Writes of the same source for the same sandbox closer together than this are dropped. */
 const TOUCH_EVERY_MS = 1000;
 
+/** What a dropped write was, as /metrics labels it. */
+type Dropped = 'activity' | 'lease';
+
 /**
  * Activity on the main thread: cheap to call on every proxied request (throttled in memory), persisted so
  * the idle reaper in its worker sees it. Leases hold a sandbox awake until released.
+ *
+ * These writes are bookkeeping, never the reason a request fails: while the data disk refuses writes they
+ * are dropped and counted (`sandboxd_dropped_writes_total`), and the gateway keeps proxying. A lease that
+ * could not be closed, and the boot's clearing of stale leases, are retried with the next write.
  */
 export class Activity {
   private store: ActivityStore;
+  private log: Logger | undefined;
+  private metrics: Metrics | undefined;
   private recent = new Map<string, number>();
+  /** Leases whose delete failed: retried before the next write, so no lease outlives its connection. */
+  private unclosed = new Set<string>();
+  /** Leases opened before this time belong to an earlier daemon; set while their clearing is pending. */
+  private staleBefore: number | undefined;
+  private failing = false;
+  /** Writes dropped so far, by what they were (also in /metrics when a Metrics is given). */
+  readonly dropped: Record<Dropped, number> = { activity: 0, lease: 0 };
 
-  constructor(store: ActivityStore) {
+  constructor(store: ActivityStore, log?: Logger, metrics?: Metrics) {
     this.store = store;
+    this.log = log;
+    this.metrics = metrics;
   }
 
+  /** Records use of a sandbox now (at most one write per second per source); never throws for a full disk. */
   touch(sandboxId: string, source: ActivitySource): void {
     const now = Date.now();
     const key = `${sandboxId}:${source}`;
     if (now - (this.recent.get(key) ?? 0) < TOUCH_EVERY_MS) return;
     this.recent.set(key, now);
-    this.store.touch(sandboxId, source, now);
+    // The map only needs recent keys: forget old ones now and then, so it does not grow with every sandbox ever seen.
+    if (this.recent.size > 10_000) for (const [k, at] of this.recent) if (now - at >= TOUCH_EVERY_MS) this.recent.delete(k);
+    this.write('activity', () => this.store.touch(sandboxId, source, now));
   }
 
   /** Opens a lease; `release` is idempotent and records activity as the lease ends. */
   openLease(sandboxId: string, kind: LeaseKind): { release(): void } {
     const id = randomUUID();
-    this.store.openLease(id, sandboxId, kind, Date.now());
+    const opened = this.write('lease', () => this.store.openLease(id, sandboxId, kind, Date.now()));
     let open = true;
     return {
       release: () => {
         if (!open) return;
         open = false;
-        this.store.closeLease(id);
-        this.store.touch(sandboxId, kind === 'preview_ws' ? 'gateway' : kind === 'task' ? 'task' : kind === 'terminal' ? 'terminal' : 'exec', Date.now());
+        if (opened && !this.write('lease', () => this.store.closeLease(id))) this.unclosed.add(id);
+        this.write('activity', () => this.store.touch(sandboxId, kind === 'preview_ws' ? 'gateway' : kind === 'task' ? 'task' : kind === 'terminal' ? 'terminal' : 'exec', Date.now()));
       },
     };
+  }
+
+  /** Drops the leases an earlier daemon left (opened before `bootAt`); on a full disk it is retried later. */
+  clearStaleLeases(bootAt: number): void {
+    this.staleBefore = bootAt;
+    this.retryPending();
+  }
+
+  /** Runs one bookkeeping write; a failure is counted, logged (a full disk once per outage), and answered `false`. */
+  private write(what: Dropped, fn: () => void): boolean {
+    if (this.unclosed.size || this.staleBefore !== undefined) this.retryPending();
+    try {
+      fn();
+    } catch (err) {
+      // Bookkeeping never fails the request it serves: a busy or broken database is logged, not thrown.
+      if (!isStorageFailure(err)) this.log?.error('an activity write failed', { what, error: (err as Error)?.message, stack: (err as Error)?.stack });
+      this.drop(what, err);
+      return false;
+    }
+    if (this.failing) {
+      this.failing = false;
+      this.log?.info('activity writes recorded again');
+    }
+    return true;
+  }
+
+  private drop(what: Dropped, err: unknown): void {
+    this.dropped[what]++;
+    this.metrics?.inc('sandboxd_dropped_writes_total', 'Bookkeeping writes (activity, leases) dropped because the database refused them, e.g. on a full data disk, by what they were.', { what });
+    if (!this.failing && isStorageFailure(err)) {
+      this.failing = true;
+      this.log?.warn('the data disk refuses writes: activity and leases are not recorded until it has room (previews keep working)', { error: (err as Error).message });
+    }
+  }
+
+  private retryPending(): void {
+    try {
+      if (this.staleBefore !== undefined) {
+        this.store.clearLeases(this.staleBefore);
+        this.staleBefore = undefined;
+      }
+      for (const id of this.unclosed) {
+        this.store.closeLease(id);
+        this.unclosed.delete(id);
+      }
+    } catch {
+      // still failing: the next write tries again
+    }
   }
 }

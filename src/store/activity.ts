@@ -44,8 +44,11 @@ export class ActivityStore {
       .map((r) => ({ id: r.id, kind: r.kind, openedAt: Number(r.opened_at) }));
   }
 
-  /** Leases belong to connections of a running daemon: a new daemon starts with none. */
-  clearLeases(): number {
-    return this.db.run('DELETE FROM leases');
+  /**
+   * Leases belong to connections of a running daemon: a new daemon drops those opened before it started
+   * (`before`), and none of its own, so the clearing can be retried after a failed write.
+   */
+  clearLeases(before = Number.MAX_SAFE_INTEGER): number {
+    return this.db.run('DELETE FROM leases WHERE opened_at < ?', before);
   }
 }

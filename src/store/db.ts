@@ -1,19 +1,36 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { dirname } from 'node:path';
+import { isStorageFailure, StorageError } from './disk.ts';
 import { migrations } from './migrations.ts';
 
 export type Row = Record<string, unknown>;
 export type Param = SQLInputValue;
 
-/** A thin wrapper over node:sqlite that behaves the same on Node and Deno. */
+/**
+ * A thin wrapper over node:sqlite that behaves the same on Node and Deno. A failure of the disk under it
+ * (SQLITE_FULL, SQLITE_IOERR*) comes out as a StorageError: `503 capacity` naming the data directory, which
+ * every caller can tell from a bug with `isStorageFailure`.
+ */
 export class Db {
   readonly raw: DatabaseSync;
+  /** The directory holding the database file: storage errors name it. */
+  readonly dir: string;
+  /** Storage failures seen on this connection, and the latest one (for /readyz and the logs). */
+  storageFailures = 0;
+  lastStorageFailure: { at: number; message: string } | undefined;
 
   constructor(path: string, busyTimeoutMs: number) {
+    this.dir = dirname(path);
     this.raw = new DatabaseSync(path);
-    this.raw.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
-    this.raw.exec('PRAGMA journal_mode = WAL');
-    this.raw.exec('PRAGMA synchronous = NORMAL');
-    this.raw.exec('PRAGMA foreign_keys = ON');
+    try {
+      this.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+      this.exec('PRAGMA journal_mode = WAL');
+      this.exec('PRAGMA synchronous = NORMAL');
+      this.exec('PRAGMA foreign_keys = ON');
+    } catch (err) {
+      this.raw.close();
+      throw err;
+    }
   }
 
   /** Prepared statements by their text: the same few queries run on every request (the gateway's lookup). */
@@ -25,17 +42,49 @@ export class Db {
     return st;
   }
 
+  /** Turns a disk failure into a StorageError (counted); anything else passes through unchanged. */
+  private storage(err: unknown): unknown {
+    if (err instanceof StorageError || !isStorageFailure(err)) return err;
+    this.storageFailures++;
+    const wrapped = new StorageError(this.dir, err);
+    this.lastStorageFailure = { at: Date.now(), message: wrapped.message };
+    return wrapped;
+  }
+
+  /** Runs SQL text without parameters (pragmas, DDL, transaction control). */
+  exec(sql: string): void {
+    try {
+      this.raw.exec(sql);
+    } catch (err) {
+      throw this.storage(err);
+    }
+  }
+
   /** Runs a statement that returns no rows; answers how many rows it changed. */
   run(sql: string, ...params: Param[]): number {
-    return Number(this.prepare(sql).run(...params).changes);
+    try {
+      return Number(this.prepare(sql).run(...params).changes);
+    } catch (err) {
+      throw this.storage(err);
+    }
   }
 
+  /** The first row a query answers, if any. */
   get<T = Row>(sql: string, ...params: Param[]): T | undefined {
-    return this.prepare(sql).get(...params) as T | undefined;
+    try {
+      return this.prepare(sql).get(...params) as T | undefined;
+    } catch (err) {
+      throw this.storage(err);
+    }
   }
 
+  /** Every row a query answers. */
   all<T = Row>(sql: string, ...params: Param[]): T[] {
-    return this.prepare(sql).all(...params) as T[];
+    try {
+      return this.prepare(sql).all(...params) as T[];
+    } catch (err) {
+      throw this.storage(err);
+    }
   }
 
   private depth = 0;
@@ -55,33 +104,54 @@ export class Db {
   }
 
   private outerTx<T>(fn: () => T): T {
-    this.raw.exec('BEGIN IMMEDIATE');
+    this.exec('BEGIN IMMEDIATE');
     try {
       const out = fn();
-      this.raw.exec('COMMIT');
+      this.exec('COMMIT');
       return out;
     } catch (err) {
-      this.raw.exec('ROLLBACK');
+      // SQLITE_FULL and I/O errors can roll the whole transaction back already: a second ROLLBACK would
+      // throw "no transaction is active" and hide the error that matters.
+      if (this.raw.isTransaction) {
+        try {
+          this.raw.exec('ROLLBACK');
+        } catch {
+          // the connection is unusable for this transaction either way; the first error says why
+        }
+      }
       throw err;
     }
   }
 
+  /** Closes the connection (the last one to close checkpoints and removes the WAL files). */
   close(): void {
     this.raw.close();
   }
 }
 
-/** Opens the database file and applies every pending migration, each in its own transaction. */
+/**
+ * Opens the database file and applies every pending migration, each in its own transaction. Applied
+ * migrations cost one read and no write, so a boot on a full disk still opens the store.
+ */
 export function openDb(path: string, busyTimeoutMs: number): Db {
   const db = new Db(path, busyTimeoutMs);
-  db.raw.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-  for (const [index, sql] of migrations.entries()) {
-    const version = index + 1;
-    db.tx(() => {
-      if (db.get('SELECT 1 FROM schema_migrations WHERE version = ?', version)) return;
-      db.raw.exec(sql);
-      db.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', version, Date.now());
-    });
+  try {
+    const hasTable = db.get(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`);
+    if (!hasTable) db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const applied = new Set(db.all<{ version: number }>('SELECT version FROM schema_migrations').map((r) => Number(r.version)));
+    for (const [index, sql] of migrations.entries()) {
+      const version = index + 1;
+      if (applied.has(version)) continue;
+      db.tx(() => {
+        // Another thread may have applied it since the read above: look again under the write lock.
+        if (db.get('SELECT 1 FROM schema_migrations WHERE version = ?', version)) return;
+        db.exec(sql);
+        db.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', version, Date.now());
+      });
+    }
+  } catch (err) {
+    db.close();
+    throw err;
   }
   return db;
 }

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { ActivityStore } from './activity.ts';
 import { AuditLog } from './audit.ts';
 import { openDb, type Db } from './db.ts';
+import { ensureReserve, isStorageFailure, releaseReserve } from './disk.ts';
+import type { Logger } from '../log.ts';
 import { ProcessStore } from './processes.ts';
 import { SandboxStore } from './sandboxes.ts';
 import { TaskStore } from './tasks.ts';
@@ -17,9 +19,22 @@ export interface Store {
   tasks: TaskStore;
 }
 
-/** Opens (creating if needed) `<dataDir>/sandboxed.db` with migrations applied. */
-export function openStore(dataDir: string, busyTimeoutMs: number): Store {
+/**
+ * Opens (creating if needed) `<dataDir>/sandboxed.db` with migrations applied. When the disk is too full
+ * for SQLite to open it (no room for its WAL index), the ballast file is given up and the open tried once
+ * more, so the daemon still boots and serves reads; the ballast is written again while there is room.
+ */
+export function openStore(dataDir: string, busyTimeoutMs: number, minFreeBytes = 0, log?: Logger): Store {
   mkdirSync(dataDir, { recursive: true });
-  const db = openDb(join(dataDir, 'sandboxed.db'), busyTimeoutMs);
+  const path = join(dataDir, 'sandboxed.db');
+  let db: Db;
+  try {
+    db = openDb(path, busyTimeoutMs);
+  } catch (err) {
+    if (!isStorageFailure(err) || !releaseReserve(dataDir)) throw err;
+    log?.warn(`the data disk is too full to open the database: gave up the reserve file to make room; free space in ${dataDir}`, { error: (err as Error).message });
+    db = openDb(path, busyTimeoutMs);
+  }
+  ensureReserve(dataDir, minFreeBytes);
   return { db, sandboxes: new SandboxStore(db), audit: new AuditLog(db), processes: new ProcessStore(db), activity: new ActivityStore(db), tasks: new TaskStore(db) };
 }

@@ -21,6 +21,8 @@ export interface TaskRecord {
   checkpoint: string | null;
   /** Lines of the agent's output already turned into events: a re-attach resumes after them. */
   linesRead: number;
+  /** Events stored so far (the last sequence number): the per-task cap counts from it after a re-attach. */
+  events: number;
   /** Set when a cancel or the timeout asked the agent to stop; the outcome follows it. */
   cancelReason: 'cancelled' | 'agent_timeout' | null;
   createdAt: number;
@@ -107,8 +109,30 @@ export class TaskStore {
     });
   }
 
-  /** Events after `since`, in order. */
-  eventsAfter(taskId: string, since: number, limit = 1000): TaskEvent[] {
+  /** Bytes of event data a task has stored (a re-attach carries on counting towards the cap from here). */
+  eventBytes(taskId: string): number {
+    return Number(this.db.get<{ n: number | null }>('SELECT SUM(octet_length(data)) AS n FROM task_events WHERE task_id = ?', taskId)?.n ?? 0);
+  }
+
+  /** The task's last event of one type, if any (a re-attach reads back the build check's result). */
+  lastOfType(taskId: string, type: TaskEvent['type']): TaskEvent | undefined {
+    const r = this.db.get<{ seq: number; type: string; data: string; at: number }>('SELECT seq, type, data, at FROM task_events WHERE task_id = ? AND type = ? ORDER BY seq DESC LIMIT 1', taskId, type);
+    return r && ({ ...(JSON.parse(r.data) as object), type: r.type, seq: Number(r.seq), at: Number(r.at) } as TaskEvent);
+  }
+
+  /**
+   * Events after `since`, in order: at most `limit`, and no more than `maxBytes` of data beyond the first
+   * (replays read a page at a time, and one event can be a megabyte). The sizes come from the record
+   * headers (octet_length), so sizing a page does not read its events.
+   */
+  eventsAfter(taskId: string, since: number, limit = 1000, maxBytes = Infinity): TaskEvent[] {
+    if (Number.isFinite(maxBytes)) {
+      const sizes = this.db.all<{ n: number }>('SELECT octet_length(data) AS n FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?', taskId, since, limit);
+      let fit = 0;
+      for (let total = 0; fit < sizes.length && (fit === 0 || total + Number(sizes[fit]!.n) <= maxBytes); fit++) total += Number(sizes[fit]!.n);
+      if (!fit) return [];
+      limit = fit;
+    }
     return this.db.all<{ seq: number; type: string; data: string; at: number }>('SELECT seq, type, data, at FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?', taskId, since, limit)
       .map((r) => ({ ...(JSON.parse(r.data) as object), type: r.type, seq: Number(r.seq), at: Number(r.at) }) as TaskEvent);
   }
@@ -121,7 +145,7 @@ function fromRow(r: Record<string, unknown>): TaskRecord {
     model: r.model === null ? null : String(r.model), prompt: String(r.prompt), timeoutS: Number(r.timeout_s),
     status: r.status as TaskStatus, phase: r.phase as TaskPhase, reason: (r.reason ?? null) as TaskOutcome['reason'],
     error: r.error === null ? null : String(r.error), result: r.result === null ? null : (JSON.parse(String(r.result)) as TaskOutcome),
-    checkpoint: r.checkpoint === null ? null : String(r.checkpoint), linesRead: Number(r.lines_read),
+    checkpoint: r.checkpoint === null ? null : String(r.checkpoint), linesRead: Number(r.lines_read), events: Number(r.next_seq) - 1,
     cancelReason: (r.cancel_reason ?? null) as TaskRecord['cancelReason'],
     createdAt: Number(r.created_at), startedAt: n(r.started_at), finishedAt: n(r.finished_at),
   };

@@ -21,6 +21,8 @@ export interface TaskOutcome {
   message: string | null;
   /** Paths (relative to ~/workspace/app) that differ from the checkpoint; null when there is no checkpoint. */
   files_changed: string[] | null;
+  /** Set when more paths changed than files_changed lists (at most 1000). */
+  files_changed_truncated?: true;
   usage: Usage;
   build: { ok: boolean; message?: string } | null;
   /** HTTP status of the first preview port after the run; null when nothing answered. */
@@ -37,6 +39,8 @@ export type TaskEventBody =
   | { type: 'tool'; name: string; status: 'started' | 'completed' | 'error'; path?: string }
   | { type: 'usage' } & Usage
   | { type: 'build'; ok: boolean; message?: string }
+  /** Output not kept: an over-long line (`line_too_long`: line number, its length in bytes) or the task's events past a cap (`event_limit`, `byte_limit`). */
+  | { type: 'truncated'; reason: 'line_too_long' | 'event_limit' | 'byte_limit'; limit: number; message: string; line?: number; bytes?: number }
   | { type: 'done'; result: TaskOutcome };
 
 /** An event as stored and sent: its sequence number (1, 2, ...) within the task and when it happened. */

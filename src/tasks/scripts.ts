@@ -75,10 +75,13 @@ export const ATTACH_INFO = [
 /** Prints `<exit code or "none">` then the last 2 KB of the agent's stderr; $0 = task dir. */
 export const AGENT_EXIT = 'cat "$0/exit" 2>/dev/null || echo none\ntail -c 2000 "$0/err.log" 2>/dev/null || true';
 
-/** Prints the paths that differ from commit $0 (tracked and new, committed or not), one per line. */
+/** The most paths a task's result lists in files_changed (a sandbox can create millions of files). */
+export const MAX_FILES_CHANGED = 1000;
+
+/** Prints the paths that differ from commit $0 (tracked and new, committed or not), one per line; at most one more than MAX_FILES_CHANGED. */
 export const FILES_CHANGED = [
   `cd ${APP_DIR} || exit 0`,
-  'git -c core.quotePath=false diff --name-only --no-renames "$0" -- && git -c core.quotePath=false ls-files --others --exclude-standard',
+  `{ git -c core.quotePath=false diff --name-only --no-renames "$0" -- && git -c core.quotePath=false ls-files --others --exclude-standard; } | head -n ${MAX_FILES_CHANGED + 1}`,
 ].join('\n');
 
 /** Exit code when the app has no `build` script. */

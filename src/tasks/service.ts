@@ -1,8 +1,10 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config.ts';
+import { reportUnexpected } from '../boundary.ts';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { errorMessage, type Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { WorkerPool } from '../pool.ts';
 import type { Activity } from '../sandboxes/activity.ts';
 import type { Actor, Lifecycle } from '../sandboxes/lifecycle.ts';
@@ -10,6 +12,7 @@ import type { Store } from '../store/index.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import type { TaskRecord } from '../store/tasks.ts';
 import { ZERO_USAGE, type TaskEvent } from './events.ts';
+import { EventFeed, type EventSink } from './feed.ts';
 import type { AgentName } from './normalise.ts';
 import type { TaskControl, TaskMessage } from './protocol.ts';
 
@@ -22,13 +25,9 @@ export interface TaskRequest {
   env?: Record<string, string>;
 }
 
+/** A replay reads the store a page at a time: this many events, or this many bytes of them. */
 const REPLAY_PAGE = 500;
-
-/** A stream following a task: each event, and `gone` when the task itself was deleted (its sandbox purged). */
-interface Listener {
-  event(e: TaskEvent): void;
-  gone(): void;
-}
+const REPLAY_PAGE_BYTES = 1 << 20;
 
 /**
  * Agent tasks on the main thread: submits them to workers, relays the events workers have committed to
@@ -41,12 +40,14 @@ export class Tasks {
   private lifecycle: Lifecycle;
   private activity: Activity;
   private log: Logger;
-  private listeners = new Map<string, Set<Listener>>();
+  private metrics: Metrics | undefined;
+  private listeners = new Map<string, Set<EventFeed>>();
   private workers = new Map<string, MessagePort>();
   /** Set while the daemon shuts down: workers ended by the shutdown leave their tasks for the next daemon. */
   private closing = false;
 
-  constructor(deps: { config: Config; store: Store; pool: WorkerPool; lifecycle: Lifecycle; activity: Activity; log: Logger }) {
+  constructor(deps: { config: Config; store: Store; pool: WorkerPool; lifecycle: Lifecycle; activity: Activity; log: Logger; metrics?: Metrics }) {
+    this.metrics = deps.metrics;
     this.config = deps.config;
     this.store = deps.store;
     this.pool = deps.pool;
@@ -107,45 +108,53 @@ export class Tasks {
   }
 
   /**
-   * Calls `onEvent` with every event after `since` (replayed from the store), then the live ones, each
-   * exactly once and in order. Answers a function that stops listening.
+   * Sends `sink` every event after `since` (replayed from the store a page at a time), then the live ones,
+   * each exactly once and in order, waiting whenever the client's socket is backed up; ends it after `done`
+   * or when the task is deleted. Answers a function that stops it (the client left), mid-replay too.
    */
-  follow(taskId: string, since: number, onEvent: (e: TaskEvent) => void, onGone: () => void = () => undefined): () => void {
-    let last = since;
-    let replaying = true;
-    const held: TaskEvent[] = [];
-    const deliver = (e: TaskEvent) => {
-      if (e.seq <= last) return;
-      last = e.seq;
-      onEvent(e);
-    };
-    const listener: Listener = { event: (e) => (replaying ? held.push(e) : deliver(e)), gone: onGone };
+  follow(taskId: string, since: number, sink: EventSink): () => void {
+    const feed = new EventFeed({ since, page: REPLAY_PAGE, read: (after, limit) => this.store.tasks.eventsAfter(taskId, after, limit, REPLAY_PAGE_BYTES), sink });
     // Listen before reading the store: an event committed meanwhile arrives both ways and is sent once.
     let set = this.listeners.get(taskId);
     if (!set) this.listeners.set(taskId, (set = new Set()));
-    set.add(listener);
-    for (;;) {
-      const page = this.store.tasks.eventsAfter(taskId, last, REPLAY_PAGE);
-      page.forEach(deliver);
-      if (page.length < REPLAY_PAGE) break;
-    }
-    replaying = false;
-    held.forEach(deliver);
-    return () => {
-      set.delete(listener);
-      if (!set.size) this.listeners.delete(taskId);
+    set.add(feed);
+    const stop = () => {
+      feed.stop();
+      set.delete(feed);
+      if (!set.size && this.listeners.get(taskId) === set) this.listeners.delete(taskId);
     };
+    feed.run().catch((err: unknown) => {
+      // A failed read or write ends this one stream, never the thread that answers every request.
+      this.unexpected(err, { task: taskId });
+      try {
+        sink.close('error');
+      } catch {
+        // the socket is gone already
+      }
+    }).finally(stop);
+    return stop;
   }
 
   private publish(taskId: string, e: TaskEvent): void {
-    for (const l of this.listeners.get(taskId) ?? []) l.event(e);
+    for (const feed of this.listeners.get(taskId) ?? []) feed.live(e);
+  }
+
+  private unexpected(err: unknown, fields: Record<string, unknown>): void {
+    reportUnexpected(this.log, this.metrics, 'tasks', err, fields);
   }
 
   private run(taskId: string, sandboxId: string, env: Record<string, string>, attach: boolean): void {
     const lease = this.activity.openLease(sandboxId, 'task');
     const { port, done } = this.pool.task(taskId, env, attach);
     this.workers.set(taskId, port);
-    port.on('message', (m: TaskMessage) => m.events.forEach((e) => this.publish(taskId, e)));
+    port.on('message', (m: TaskMessage) => {
+      try {
+        if (m.t === 'events') m.events.forEach((e) => this.publish(taskId, e));
+        else if (m.t === 'unexpected') this.unexpected(Object.assign(new Error(m.error), { stack: m.stack }), { task: taskId, thread: 'worker' });
+      } catch (err) {
+        this.unexpected(err, { task: taskId });
+      }
+    });
     done.then(
       () => undefined,
       (err: unknown) => {
@@ -158,8 +167,8 @@ export class Tasks {
       this.workers.delete(taskId);
       lease.release();
       // A purge deletes the task with its sandbox: nothing more will come, so streams following it end.
-      if (!this.closing && !this.store.tasks.get(taskId)) for (const l of [...(this.listeners.get(taskId) ?? [])]) l.gone();
-    });
+      if (!this.closing && !this.store.tasks.get(taskId)) for (const f of [...(this.listeners.get(taskId) ?? [])]) f.gone();
+    }).catch((err: unknown) => this.unexpected(err, { task: taskId }));
   }
 
   /** Ends a task no worker is running, with a `done` event for its listeners. */

@@ -180,16 +180,20 @@ export class ConfinedTree {
     }, true);
   }
 
-  /** Appends to a regular file, creating it (owned by the sandbox user) when missing. */
-  async append(parts: string[], data: Buffer): Promise<number> {
+  /** Appends to a regular file, creating it (owned by the sandbox user) when missing; a stream is written as it arrives. */
+  async append(parts: string[], data: AsyncIterable<Buffer> | Buffer): Promise<number> {
     return this.inParent(parts, async (dir, name) => {
       const handle = await open(at(dir, name), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o644).catch((e) => mapError(e, this.label(parts)));
       try {
         const st = await handle.stat();
         if (!st.isFile()) throw new AppError('invalid_request', `path: '${this.label(parts)}' is not a regular file`, { field: 'path' });
         if (st.size === 0 && st.uid !== SANDBOX_UID) await handle.chown(SANDBOX_UID, SANDBOX_GID);
-        await handle.write(data);
-        return data.length;
+        let written = 0;
+        for await (const chunk of Buffer.isBuffer(data) ? [data] : data) {
+          await handle.write(chunk);
+          written += chunk.length;
+        }
+        return written;
       } finally {
         await handle.close();
       }

@@ -6,31 +6,43 @@ export interface TarEntry {
   data: Buffer;
 }
 
-const BLOCK = 512;
+/** One member of an archive read in place: where its data starts and how long it is. */
+export interface TarMember {
+  path: string;
+  type: TarEntry['type'];
+  mode: number;
+  offset: number;
+  size: number;
+}
 
-/** Parses a whole ustar/pax/GNU tar held in memory (small archives: image skeletons). */
-export function parseTar(buf: Buffer): TarEntry[] {
-  if (buf.length < BLOCK) throw new Error(buf.length ? 'shorter than one tar block' : 'empty');
-  const entries: TarEntry[] = [];
+const BLOCK = 512;
+/** Longest pax or GNU long-name record read into memory; real ones are a few hundred bytes. */
+const MAX_META_BYTES = 1 << 16;
+
+/**
+ * Walks a ustar/pax/GNU tar of `total` bytes through `read(position, length)`, answering its members without
+ * their data (which stays where it is), so an archive of any size costs memory per entry, not per byte.
+ * Throws on a bad checksum, a truncated member or more than `maxEntries` members.
+ */
+export function scanTar(read: (position: number, length: number) => Buffer, total: number, maxEntries = 1_000_000): TarMember[] {
+  if (total < BLOCK) throw new Error(total ? 'shorter than one tar block' : 'empty');
+  const members: TarMember[] = [];
   let offset = 0;
   let longPath: string | undefined;
-  while (offset + BLOCK <= buf.length) {
-    const header = buf.subarray(offset, offset + BLOCK);
+  while (offset + BLOCK <= total) {
+    const header = read(offset, BLOCK);
     if (header.every((b) => b === 0)) break;
     if (!checksumOk(header)) throw new Error(`bad header checksum at byte ${offset}`);
     const size = readNumber(header.subarray(124, 136));
     const flag = String.fromCharCode(header[156] ?? 0);
     const dataStart = offset + BLOCK;
-    const data = buf.subarray(dataStart, dataStart + size);
-    if (data.length < size) throw new Error('truncated tar archive');
+    if (!Number.isSafeInteger(size) || size < 0 || dataStart + size > total) throw new Error('truncated tar archive');
     offset = dataStart + Math.ceil(size / BLOCK) * BLOCK;
 
-    if (flag === 'x') {
-      longPath = paxPath(data) ?? longPath;
-      continue;
-    }
-    if (flag === 'L') {
-      longPath = cString(data);
+    if (flag === 'x' || flag === 'L') {
+      if (size > MAX_META_BYTES) throw new Error(`a ${size}-byte long-name record at byte ${dataStart - BLOCK}`);
+      const data = read(dataStart, size);
+      longPath = flag === 'x' ? paxPath(data) ?? longPath : cString(data);
       continue;
     }
     if (flag === 'g') continue;
@@ -39,9 +51,17 @@ export function parseTar(buf: Buffer): TarEntry[] {
     const path = longPath ?? (prefix ? `${prefix}/${name}` : name);
     longPath = undefined;
     const type = flag === '0' || flag === '\0' ? 'file' : flag === '5' ? 'dir' : flag === '2' ? 'symlink' : 'other';
-    entries.push({ path, type, mode: readNumber(header.subarray(100, 108)), data: type === 'file' ? Buffer.from(data) : Buffer.alloc(0) });
+    if (members.length >= maxEntries) throw new Error(`more than ${maxEntries} entries`);
+    members.push({ path, type, mode: readNumber(header.subarray(100, 108)), offset: dataStart, size: type === 'file' ? size : 0 });
   }
-  return entries;
+  return members;
+}
+
+/** Parses a whole tar held in memory (small archives: image skeletons). */
+export function parseTar(buf: Buffer): TarEntry[] {
+  return scanTar((p, n) => buf.subarray(p, p + n), buf.length).map((m) => ({
+    path: m.path, type: m.type, mode: m.mode, data: m.type === 'file' ? Buffer.from(buf.subarray(m.offset, m.offset + m.size)) : Buffer.alloc(0),
+  }));
 }
 
 /** The header's checksum field against the sum of its bytes (the field itself counted as spaces). */

@@ -75,6 +75,15 @@ describe('bad input is refused before any side effect', () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  it('takes a client-chosen id in either case, the letters W to Z included (generated ids contain them)', async () => {
+    for (const id of ['01JZWXYZ0123456789ABCDEFGH', '01jzwxyz0123456789abcdefgk']) {
+      const r = await d.api('POST', '/v1/sandboxes', { id });
+      expect(r.status, r.text).toBe(201);
+      expect(r.body.id).toBe(id.toUpperCase());
+      expect((await d.api('DELETE', `/v1/sandboxes/${id}?purge=true`)).status).toBe(200);
+    }
+  });
+
   it('refuses malformed ids in the path with 400 and unknown ones with 404', async () => {
     for (const bad of ['..%2f..', 'a'.repeat(200), '%00', 'UPPER_CASE!', '%E0%A4%A']) {
       const r = await d.api('GET', `/v1/sandboxes/${bad}`);

@@ -1,0 +1,124 @@
+import type { Config } from '../config.ts';
+import { AppError } from '../errors.ts';
+import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { ApiDeps } from './route.ts';
+
+/** How long a client refused for a full sandbox or tenant is told to wait. */
+const CAP_RETRY_S = 5;
+
+/** What a session is, for the metrics of refusals. */
+export type SessionKind = 'exec' | 'exec_sse' | 'exec_ws' | 'terminal' | 'process';
+
+/**
+ * One combined "sessions" cap per sandbox and per tenant (the sandbox's owner), rather than one per kind:
+ * whatever a client holds open (a sync or SSE exec, a WebSocket exec, a terminal, a background process
+ * while it runs) costs the same scarce things (an exec slot or a process in the sandbox, a socket), so one
+ * number per scope is what an operator can reason about. Counts live in memory: they describe this
+ * process's open sessions, and a restart closes them all. Background processes are counted from what
+ * the sandbox last reported (see `setBackground`) and only while their sandbox is running.
+ */
+export class SessionLimits {
+  private perSandbox: number;
+  private perTenant: number;
+  private live = new Map<string, number>();
+  private liveByTenant = new Map<string, number>();
+  /** Background processes believed running, per sandbox, with the tenant that owns them. */
+  private background = new Map<string, { tenant: string; n: number }>();
+  private isRunning: (sandboxId: string) => boolean;
+
+  constructor(config: Config, isRunning: (sandboxId: string) => boolean) {
+    this.perSandbox = config.caps.sessionsPerSandbox;
+    this.perTenant = config.caps.sessionsPerTenant;
+    this.isRunning = isRunning;
+  }
+
+  /** Takes one session slot in the sandbox and its tenant, or throws `rate_limited` naming the cap; call the answer to give it back (once). */
+  acquire(rec: Pick<SandboxRecord, 'id' | 'owner'>): () => void {
+    const inSandbox = this.inSandbox(rec.id);
+    if (inSandbox >= this.perSandbox) {
+      throw refusal(`this sandbox already holds ${inSandbox} sessions (execs, streams, terminals, background processes); the cap is SANDBOXD_SESSIONS_PER_SANDBOX=${this.perSandbox}: end one, or retry later`, 'SANDBOXD_SESSIONS_PER_SANDBOX', this.perSandbox);
+    }
+    const inTenant = this.inTenant(rec.owner);
+    if (inTenant >= this.perTenant) {
+      throw refusal(`tenant '${rec.owner}' already holds ${inTenant} sessions over its sandboxes (execs, streams, terminals, background processes); the cap is SANDBOXD_SESSIONS_PER_TENANT=${this.perTenant}: end one, or retry later`, 'SANDBOXD_SESSIONS_PER_TENANT', this.perTenant);
+    }
+    bump(this.live, rec.id, 1);
+    bump(this.liveByTenant, rec.owner, 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      bump(this.live, rec.id, -1);
+      bump(this.liveByTenant, rec.owner, -1);
+    };
+  }
+
+  /** Throws like `acquire` when a held slot turns out to be over a cap once fresh background counts are in (a detach). */
+  recheck(rec: Pick<SandboxRecord, 'id' | 'owner'>): void {
+    const inSandbox = this.inSandbox(rec.id);
+    if (inSandbox > this.perSandbox) {
+      throw refusal(`this sandbox already runs ${inSandbox - 1} sessions, background processes included; the cap is SANDBOXD_SESSIONS_PER_SANDBOX=${this.perSandbox}: end one (DELETE .../processes/{pid}), or retry later`, 'SANDBOXD_SESSIONS_PER_SANDBOX', this.perSandbox);
+    }
+    const inTenant = this.inTenant(rec.owner);
+    if (inTenant > this.perTenant) {
+      throw refusal(`tenant '${rec.owner}' already holds ${inTenant - 1} sessions, background processes included; the cap is SANDBOXD_SESSIONS_PER_TENANT=${this.perTenant}: end one, or retry later`, 'SANDBOXD_SESSIONS_PER_TENANT', this.perTenant);
+    }
+  }
+
+  /** Records how many background processes the sandbox reports running (after a detach, a listing or a kill). */
+  setBackground(rec: Pick<SandboxRecord, 'id' | 'owner'>, n: number): void {
+    if (n > 0) this.background.set(rec.id, { tenant: rec.owner, n });
+    else this.background.delete(rec.id);
+  }
+
+  /** Sessions the sandbox holds now: live ones plus its background processes. */
+  inSandbox(sandboxId: string): number {
+    return (this.live.get(sandboxId) ?? 0) + this.backgroundOf(sandboxId);
+  }
+
+  private inTenant(tenant: string): number {
+    let n = this.liveByTenant.get(tenant) ?? 0;
+    for (const [id, b] of this.background) if (b.tenant === tenant) n += this.backgroundOf(id);
+    return n;
+  }
+
+  private backgroundOf(sandboxId: string): number {
+    const b = this.background.get(sandboxId);
+    if (!b) return 0;
+    // A stop ends every process in the container: a stopped sandbox's count is stale, drop it.
+    if (!this.isRunning(sandboxId)) {
+      this.background.delete(sandboxId);
+      return 0;
+    }
+    return b.n;
+  }
+}
+
+function refusal(message: string, cap: string, limit: number): AppError {
+  return new AppError('rate_limited', message, { cap, limit }, CAP_RETRY_S);
+}
+
+function bump(m: Map<string, number>, key: string, by: number): void {
+  const n = (m.get(key) ?? 0) + by;
+  if (n > 0) m.set(key, n);
+  else m.delete(key);
+}
+
+const registry = new WeakMap<object, SessionLimits>();
+
+/** The one SessionLimits of the API these deps belong to (made on first use). */
+export function sessionLimits(deps: ApiDeps): SessionLimits {
+  let limits = registry.get(deps.store);
+  if (!limits) {
+    limits = new SessionLimits(deps.config, (id) => deps.store.sandboxes.get(id)?.status === 'running');
+    registry.set(deps.store, limits);
+  }
+  return limits;
+}
+
+/** Counts a refusal in /metrics, by the cap that refused it. */
+export function countRefusal(deps: ApiDeps, err: unknown, kind: SessionKind): void {
+  if (err instanceof AppError && err.code === 'rate_limited') {
+    deps.metrics.inc('sandboxd_sessions_refused_total', 'Sessions refused with 429, by cap and kind.', { cap: String(err.details?.cap ?? 'unknown'), kind });
+  }
+}

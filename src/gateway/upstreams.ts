@@ -1,0 +1,70 @@
+import { Agent } from 'node:http';
+
+/** One sandbox's known address at one row version, and the keep-alive pool that talks to it. */
+interface Entry {
+  ip: string;
+  version: number;
+  agent: Agent;
+}
+
+/**
+ * Upstream connection pools, one per sandbox, keyed by its id, address and row version. Any start or stop
+ * bumps the version, so a sandbox whose container restarted (perhaps on an address another sandbox had a
+ * moment ago) gets a fresh pool, and the old pool's sockets are destroyed: a pooled socket can never carry
+ * one sandbox's visitor to another sandbox. At most 64 connections per sandbox port at once, the rest wait
+ * their turn in the agent: a burst at a just-woken app (200 requests held during a wake) would otherwise
+ * overflow a small accept queue (busybox httpd's is 9), and every dropped connect costs seconds of SYN
+ * retries. Long-lived responses (SSE) count against the 64; WebSockets do not (they bypass the pools).
+ */
+export class Upstreams {
+  private entries = new Map<string, Entry>();
+  private maxEntries: number;
+
+  constructor(maxEntries = 4096) {
+    this.maxEntries = maxEntries;
+  }
+
+  /** The cached address and pool for this sandbox at this row version, if any. */
+  get(sandboxId: string, version: number): Entry | undefined {
+    const e = this.entries.get(sandboxId);
+    return e && e.version === version ? e : undefined;
+  }
+
+  /** The pool for this sandbox at this address and version; a different address or version drops the old pool first. */
+  bind(sandboxId: string, version: number, ip: string): Entry {
+    const old = this.entries.get(sandboxId);
+    if (old && old.version === version && old.ip === ip) return old;
+    if (old) this.drop(sandboxId);
+    // Bounded: the oldest entry goes first (its sandbox simply looks its address up again).
+    while (this.entries.size >= this.maxEntries) this.drop(this.entries.keys().next().value!);
+    const entry = { ip, version, agent: new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 60_000 }) };
+    this.entries.set(sandboxId, entry);
+    return entry;
+  }
+
+  /** Forgets a sandbox's address and destroys its pooled sockets (in-flight requests on them end). */
+  drop(sandboxId: string): void {
+    const e = this.entries.get(sandboxId);
+    if (!e) return;
+    this.entries.delete(sandboxId);
+    e.agent.destroy();
+  }
+
+  /** Drops every pool whose sandbox no longer runs at the version it was made for. */
+  sweep(current: (sandboxId: string) => { status: string; version: number } | undefined): void {
+    for (const [id, e] of [...this.entries]) {
+      const rec = current(id);
+      if (!rec || rec.status !== 'running' || rec.version !== e.version) this.drop(id);
+    }
+  }
+
+  /** How many sandboxes have a pool (for tests and metrics). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Destroys every pool. */
+  close(): void {
+    for (const id of [...this.entries.keys()]) this.drop(id);
+  }
+}

@@ -1,0 +1,93 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type Daemon } from '../support/daemon.ts';
+
+const MiB = 1 << 20;
+
+/** The daemon's peak resident memory so far (VmHWM), in bytes. */
+function peakRss(d: Daemon): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'));
+  if (!m) throw new Error('no VmHWM in /proc/<pid>/status');
+  return Number(m[1]) * 1024;
+}
+
+/** A ustar archive of regular files, built in the test. */
+function tarOf(files: { name: string; data: Buffer }[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const f of files) {
+    const h = Buffer.alloc(512);
+    h.write(f.name, 0, 100);
+    h.write('0000644\0', 100);
+    h.write('0001750\0', 108);
+    h.write('0001750\0', 116);
+    h.write(f.data.length.toString(8).padStart(11, '0') + '\0', 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148);
+    h.write('0', 156);
+    h.write('ustar\x0000', 257);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    blocks.push(h, f.data, Buffer.alloc((512 - (f.data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('large uploads stream to disk, never into memory', () => {
+  let d: Daemon;
+  let id: string;
+  const ws = (...p: string[]) => join(d.dataDir, 'workspaces', id, 'workspace/app', ...p);
+  const put = (path: string, body: Buffer) => fetch(`${d.url}/v1/sandboxes/${id}${path}`, { method: 'PUT', body });
+
+  beforeAll(async () => {
+    d = await startDaemon({ env: { SANDBOXD_FILE_WRITE_MAX_BYTES: String(256 * MiB), SANDBOXD_FILE_JSON_MAX_BYTES: String(MiB) } });
+    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+  });
+  afterAll(() => d?.cleanup());
+
+  it('refuses a JSON write over its limit with 413 naming the raw upload, and writes nothing', async () => {
+    const r = await d.api('PUT', `/v1/sandboxes/${id}/files`, { path: 'big.txt', content: 'x'.repeat(2 * MiB) });
+    expect(r.status).toBe(413);
+    expect(r.body.error.message).toMatch(/SANDBOXD_FILE_JSON_MAX_BYTES/);
+    expect(r.body.error.message).toMatch(/\?path=/);
+    expect(readdirSync(ws())).not.toContain('big.txt');
+  });
+
+  it('writes a 128 MiB raw body and appends another without holding either in memory', async () => {
+    const big = randomBytes(128 * MiB);
+    const more = randomBytes(8 * MiB);
+    const before = peakRss(d);
+    expect((await put('/files?path=raw.bin', big)).status).toBe(200);
+    expect((await put('/files?path=raw.bin&append=true', more)).status).toBe(200);
+    // Held whole, the body alone would raise the peak by 128 MiB; streamed, only by buffers awaiting collection.
+    expect(peakRss(d) - before).toBeLessThan(64 * MiB);
+    const written = readFileSync(ws('raw.bin'));
+    expect(written.length).toBe(136 * MiB);
+    expect(sha(written)).toBe(sha(Buffer.concat([big, more])));
+  });
+
+  it('unpacks a 128 MiB archive from a spool file, which it removes afterwards', async () => {
+    const files = [{ name: 'a.bin', data: randomBytes(96 * MiB) }, { name: 'b.txt', data: Buffer.from('small') }, { name: 'c.bin', data: randomBytes(32 * MiB) }];
+    const tar = tarOf(files);
+    const before = peakRss(d);
+    const r = await put('/archive?path=unpacked', tar);
+    expect(r.status, await r.clone().text()).toBe(200);
+    expect(await r.json()).toMatchObject({ files: 3, skipped: 0 });
+    expect(peakRss(d) - before).toBeLessThan(64 * MiB);
+    for (const f of files) expect(sha(readFileSync(ws('unpacked', f.name)))).toBe(sha(f.data));
+    expect(readdirSync(join(d.dataDir, 'spool'))).toEqual([]);
+  });
+
+  it('refuses a truncated archive with 400, unpacks none of it and leaves no spool file', async () => {
+    const tar = tarOf([{ name: 'first.txt', data: Buffer.from('one') }, { name: 'second.bin', data: randomBytes(4096) }]);
+    const r = await put('/archive?path=cut', tar.subarray(0, 1024 + 512));
+    expect(r.status).toBe(400);
+    expect(readdirSync(ws())).not.toContain('cut');
+    expect(readdirSync(join(d.dataDir, 'spool'))).toEqual([]);
+  });
+});

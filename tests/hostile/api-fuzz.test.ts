@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { maliciousRequests, runAll, type Outcome } from '../support/http-fuzz.ts';
+import { prng } from '../support/prng.ts';
+
+const SEED = Number(process.env.HOSTILE_SEED ?? 13);
+const N = 5000;
+const BATCH = 50;
+
+describe('API raw-socket fuzzing', () => {
+  let d: Daemon;
+  let id: string;
+
+  beforeAll(async () => {
+    // Short cut-offs so that slow and stalled clients are closed within the test's time.
+    d = await startDaemon({ env: { SANDBOXD_API_HEADERS_TIMEOUT_S: '2', SANDBOXD_API_REQUEST_TIMEOUT_S: '3' } });
+    id = (await d.api('POST', '/v1/sandboxes', { name: 'fuzzed' })).body.id;
+  });
+  afterAll(() => d?.cleanup());
+
+  it(`survives ${N} malformed or adversarial requests over raw sockets: only 4xx, answers or closed connections, same pid (seed ${SEED})`, async () => {
+    const pid = d.proc.pid;
+    const normal = async () => (await d.api('GET', `/v1/sandboxes/${id}`)).body?.name === 'fuzzed' && (await d.api('GET', '/healthz')).text === 'ok';
+    const paths = [
+      '/healthz', '/readyz', '/v1/sandboxes', `/v1/sandboxes/${id}`, `/v1/sandboxes/${id.toLowerCase()}/exec`, `/v1/sandboxes/${id}/exec/ws`,
+      `/v1/sandboxes/${id}/terminal?cols=80&rows=24`, `/v1/sandboxes/${id}/files?path=a.txt`, `/v1/sandboxes/${id}/archive?path=.`, `/sandbox/${id}/exec`,
+      '/sandbox', `/v1/sandboxes/${id}/tasks/01ARZ3NDEKTSV4RRFFQ69G5FAV/events`, '/v1/sandboxes/%ZZ', '/v1/sandboxes?label=%', '/nope',
+    ];
+    const hosts = [`127.0.0.1:${d.port}`, 'localhost', 'evil.example', ''];
+    const scripts = maliciousRequests(prng(SEED), { hosts, paths }, N);
+    const stalled = scripts.filter((s) => s.stalls);
+    const fast = scripts.filter((s) => !s.stalls);
+    const slowRun = runAll(d.port, stalled, 40, { quietMs: 20_000, maxMs: 20_000 });
+
+    const failures: string[] = [];
+    const judge = (o: Outcome) => {
+      const fiveXX = o.statuses.filter((s) => s >= 500);
+      if (fiveXX.length) failures.push(`${o.kind}: answered ${fiveXX.join(',')}: ${o.bytes.toString('latin1').slice(0, 300)}`);
+      if (!o.closed && !o.statuses.length) failures.push(`${o.kind}: neither answered nor closed`);
+    };
+    for (let i = 0; i < fast.length; i += BATCH) {
+      (await runAll(d.port, fast.slice(i, i + BATCH), BATCH, { quietMs: 150 })).forEach(judge);
+      expect(d.proc.exitCode, `daemon exited after batch ${i / BATCH}:\n${d.output.slice(-3000)}`).toBeNull();
+      expect(d.proc.pid).toBe(pid);
+      expect(await normal(), `a normal request failed after batch ${i / BATCH}`).toBe(true);
+      expect(d.output.match(/.*(unhandled|uncaught|unexpected error).*/i)?.[0], `after batch ${i / BATCH}`).toBeUndefined();
+      if (failures.length > 20) break;
+    }
+    for (const o of await slowRun) {
+      judge(o);
+      if (!o.closed) failures.push(`${o.kind}: a stalled client was never cut off`);
+    }
+    expect(failures.slice(0, 20)).toEqual([]);
+    expect(stalled.length).toBeGreaterThan(50);
+    expect(await normal()).toBe(true);
+    expect(d.output).not.toMatch(/unhandled|uncaught|unexpected error/i);
+    const metrics = (await d.api('GET', '/metrics')).text;
+    expect(metrics).not.toMatch(/sandboxd_unexpected_errors_total/);
+    // The parser's refusals are counted, so an operator sees a fuzzer at work.
+    expect(metrics).toMatch(/sandboxd_http_client_errors_total\{listener="api",status="400"\} \d+/);
+  }, 170_000);
+});
