@@ -7,6 +7,7 @@ import { benchCreate } from './create.ts';
 import { benchDensity } from './density.ts';
 import { benchExec } from './exec.ts';
 import { benchGateway } from './gateway.ts';
+import { benchHostile } from './hostile.ts';
 import type { BenchSection } from './stats.ts';
 import { benchTasks } from './tasks.ts';
 
@@ -52,6 +53,7 @@ for (const [name, bench] of [
   ['create', () => benchCreate({ n })],
   ['exec', () => benchExec({ n, streams: 50, loadMs: 8000 })],
   ['gateway', () => benchGateway({ wakeN: Math.min(n, 20), loadMs: 5000, concurrency: 16 })],
+  ['hostile', () => benchHostile({ loadMs: 8000, clients: 4 })],
   ['tasks', () => benchTasks({ tasks: 10, lines: 200, everyMs: 25, streams: 50 })],
   ['density', () => benchDensity({ total: 500, running: 50, listN: 200 })],
 ] as const) {

@@ -4,7 +4,7 @@ import type { Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { ExecHandle } from './exec/handle.ts';
-import type { ExecResult, ExecTask } from './exec/protocol.ts';
+import { QUEUE_EXPIRED, type ExecResult, type ExecTask } from './exec/protocol.ts';
 import type { Admission } from './sandboxes/admission.ts';
 import type { ReconcileReport } from './sandboxes/reconcile.ts';
 
@@ -15,6 +15,8 @@ const tasksFile = new URL('../threads/tasks.ts', import.meta.url).href;
 
 /** How long a client refused for a full exec pool is told to wait. */
 const POOL_FULL_RETRY_S = 5;
+/** Slack between the worker's own deadline check and the main thread giving up on a queued command. */
+const QUEUE_GRACE_MS = 2000;
 
 /** The worker pool that runs everything long-lived or heavy, off the thread that answers requests. */
 export class WorkerPool {
@@ -58,13 +60,34 @@ export class WorkerPool {
    */
   exec(task: ExecTask): ExecHandle {
     this.assertRoom();
+    const queued = this.execActive >= this.execCapacity;
     this.execActive++;
+    const waitMs = this.config.caps.execQueueWaitS * 1000;
+    const startBy = Date.now() + waitMs;
     const { port1, port2 } = new MessageChannel();
-    const result = this.pool.run({ config: this.config, exec: task, port: port2 }, { filename: execFile, name: 'runExec', transferList: [port2] }) as Promise<ExecResult>;
+    const result = this.pool.run({ config: this.config, exec: { ...task, startBy }, port: port2 }, { filename: execFile, name: 'runExec', transferList: [port2] }) as Promise<ExecResult>;
     // The handle closes the port once the worker's `end` marker has come through: closing it when the result
     // arrives (on piscina's own channel) could drop output still queued on the port. Only a failed task closes it here.
     result.then(() => this.execActive--, () => (port1.close(), this.execActive--));
-    return new ExecHandle(port1, result);
+    const outcome = result.catch((err: unknown) => {
+      throw err instanceof Error && err.message.includes(QUEUE_EXPIRED) ? this.queueExpired() : err;
+    });
+    if (!queued) return new ExecHandle(port1, outcome);
+    // Queued behind commands that may run for hours (README execs outlive their clients): the client is
+    // answered 429 once the wait is over, and the worker refuses the command if it gets to it after that.
+    let picked = false;
+    port1.on('message', (e: { t: string }) => void (e.t === 'picked' && (picked = true)));
+    const expired = new Promise<never>((_, reject) => {
+      const timer = setTimeout(() => !picked && reject(this.queueExpired()), waitMs + QUEUE_GRACE_MS);
+      timer.unref();
+      result.finally(() => clearTimeout(timer)).catch(() => undefined);
+    });
+    return new ExecHandle(port1, Promise.race([outcome, expired]));
+  }
+
+  private queueExpired(): AppError {
+    return new AppError('rate_limited', `the command waited ${this.config.caps.execQueueWaitS} s (SANDBOXD_EXEC_QUEUE_WAIT_S) for a free exec slot and was not run: the pool is busy with long-running commands; retry after ${POOL_FULL_RETRY_S} s`,
+      { cap: 'exec_queue_wait', limit: this.config.caps.execQueueWaitS }, POOL_FULL_RETRY_S);
   }
 
   /**

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../src/config.ts';
 import { OutputEncoder } from '../src/exec/encode.ts';
-import type { ExecControl, ExecEvent, ExecResult, ExecTask } from '../src/exec/protocol.ts';
+import { QUEUE_EXPIRED, type ExecControl, type ExecEvent, type ExecResult, type ExecTask } from '../src/exec/protocol.ts';
 import type { ExecSession } from '../src/runtime/runtime.ts';
 import { workerContext } from './context.ts';
 
@@ -21,6 +21,9 @@ const MAX_INFLIGHT = 1 << 20;
 export async function runExec(task: { config: Config; exec: ExecTask; port: MessagePort }): Promise<ExecResult> {
   const { port } = task;
   try {
+    // Past its deadline its client has been answered 429: running it now would surprise everyone.
+    if (task.exec.startBy !== undefined && Date.now() > task.exec.startBy) throw new Error(QUEUE_EXPIRED);
+    port.postMessage({ t: 'picked' } satisfies ExecEvent);
     const session = await workerContext(task.config, 'exec').runtime.exec(task.exec.sandboxId, task.exec.spec);
     port.postMessage({ t: 'started' } satisfies ExecEvent);
     return await relay(session, task.exec, port);

@@ -52,6 +52,8 @@ function resumeOnDrain(ws: WebSocket, handle: ExecHandle): void {
 
 /** Gives a session slot back exactly when its socket is gone, even if the handshake never completed. */
 function releaseWithSocket(ctx: RequestContext, release: () => void): void {
+  // A client that hung up while its sandbox was waking has closed already: no 'close' event is coming.
+  if (ctx.req.socket.destroyed) return release();
   ctx.req.socket.once('close', release);
 }
 

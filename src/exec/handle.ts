@@ -34,6 +34,7 @@ export class ExecHandle {
     result.then(() => markStarted(), () => markStarted());
     result.finally(() => ((this.closed = true), this.stdinAcked(this.stdinInflight))).catch(() => undefined);
     port.on('message', (e: ExecEvent) => {
+      if (e.t === 'picked') return;
       if (e.t === 'started') markStarted();
       else if (e.t === 'end') (markDrained(), port.close(), this.stdinAcked(this.stdinInflight));
       else if (e.t === 'stdin_ack') this.stdinAcked(e.bytes);

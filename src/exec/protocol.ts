@@ -6,12 +6,17 @@ import type { ExecSignal, ExecSpec } from '../runtime/runtime.ts';
  */
 export type OutputEncoding = 'sse' | 'json' | 'raw';
 
+/** The worker refuses a command that waited in the queue past its `startBy` (its client has been told 429). */
+export const QUEUE_EXPIRED = 'exec queue wait expired';
+
 /** What the main thread asks a worker to run. */
 export interface ExecTask {
   sandboxId: string;
   spec: ExecSpec;
   /** Kill the command's process group after this long; none when absent. */
   timeoutMs?: number;
+  /** Epoch ms: a worker that gets to the command later refuses it (it waited too long in the queue). */
+  startBy?: number;
   /** Per-stream cap on output kept for a buffered (sync) result. */
   capBytes: number;
   /** Stream output over the port in this encoding as it comes; absent: buffer it into the result. */
@@ -34,6 +39,8 @@ export interface ExecResult {
 
 /** Worker → main thread, over the task's MessagePort. */
 export type ExecEvent =
+  /** A worker has taken the command off the queue (it will run, or report why not). */
+  | { t: 'picked' }
   | { t: 'started' }
   /** Encoded output; the main thread acks its length once the client's socket has taken it. */
   | { t: 'out'; data: Uint8Array }

@@ -8,6 +8,9 @@ export const UPSTREAM_BUSY = 'ESANDBOXBUSY';
 /** The error code of an upstream answer that is not valid HTTP (the client gets 502 for it). */
 export const BAD_UPSTREAM = 'EBADUPSTREAM';
 
+/** How long an upgraded connection may stay half-closed (one side ended) before both are closed. */
+const HALF_OPEN_MS = 1000;
+
 /** 1xx answers before the real one: more than this is a flood, and the request ends with 502. */
 const MAX_INFORMATIONAL = 32;
 
@@ -181,6 +184,11 @@ export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
           upstream.pipe(client);
           // A refused upgrade is answered and the connection ends with it; only a 101 carries the client's bytes.
           if (switching) client.pipe(upstream);
+          // Sockets here allow half-open connections: once one side has ended, an app (or a client) that never
+          // ends its own would hold the pair, its lease and its WebSocket slot for ever.
+          const linger = () => setTimeout(() => (client.destroy(), upstream.destroy()), HALF_OPEN_MS).unref();
+          client.once('end', linger);
+          upstream.once('end', linger);
           return resolve();
         }
       } catch (err) {

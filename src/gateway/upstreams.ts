@@ -34,6 +34,8 @@ export class Upstreams {
   bind(sandboxId: string, version: number, ip: string): Entry {
     const old = this.entries.get(sandboxId);
     if (old && old.version === version && old.ip === ip) return old;
+    // A request that read the row before a restart must not tear down the newer pool: it joins it.
+    if (old && old.version > version) return old;
     if (old) this.drop(sandboxId);
     // Bounded: the oldest entry goes first (its sandbox simply looks its address up again).
     while (this.entries.size >= this.maxEntries) this.drop(this.entries.keys().next().value!);

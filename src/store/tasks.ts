@@ -116,26 +116,33 @@ export class TaskStore {
 
   /** The task's last event of one type, if any (a re-attach reads back the build check's result). */
   lastOfType(taskId: string, type: TaskEvent['type']): TaskEvent | undefined {
-    const r = this.db.get<{ seq: number; type: string; data: string; at: number }>('SELECT seq, type, data, at FROM task_events WHERE task_id = ? AND type = ? ORDER BY seq DESC LIMIT 1', taskId, type);
-    return r && ({ ...(JSON.parse(r.data) as object), type: r.type, seq: Number(r.seq), at: Number(r.at) } as TaskEvent);
+    const r = this.db.get<EventRow>('SELECT seq, type, data, at FROM task_events WHERE task_id = ? AND type = ? ORDER BY seq DESC LIMIT 1', taskId, type);
+    return r && fromEventRow(r);
   }
 
   /**
-   * Events after `since`, in order: at most `limit`, and no more than `maxBytes` of data beyond the first
-   * (replays read a page at a time, and one event can be a megabyte). The sizes come from the record
-   * headers (octet_length), so sizing a page does not read its events.
+   * Events after `since`, in order: at most `limit`, and once `maxBytes` of data have been read no more
+   * (replays read a page at a time, and one event can be a megabyte). Rows are stepped one at a time, so
+   * a page stops where its bytes run out without reading the rows after it.
    */
   eventsAfter(taskId: string, since: number, limit = 1000, maxBytes = Infinity): TaskEvent[] {
-    if (Number.isFinite(maxBytes)) {
-      const sizes = this.db.all<{ n: number }>('SELECT octet_length(data) AS n FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?', taskId, since, limit);
-      let fit = 0;
-      for (let total = 0; fit < sizes.length && (fit === 0 || total + Number(sizes[fit]!.n) <= maxBytes); fit++) total += Number(sizes[fit]!.n);
-      if (!fit) return [];
-      limit = fit;
+    const sql = 'SELECT seq, type, data, at FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?';
+    if (!Number.isFinite(maxBytes)) return this.db.all<EventRow>(sql, taskId, since, limit).map(fromEventRow);
+    const page: TaskEvent[] = [];
+    let bytes = 0;
+    for (const r of this.db.raw.prepare(sql).iterate(taskId, since, limit) as Iterable<EventRow>) {
+      page.push(fromEventRow(r));
+      bytes += r.data.length;
+      if (bytes >= maxBytes) break;
     }
-    return this.db.all<{ seq: number; type: string; data: string; at: number }>('SELECT seq, type, data, at FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?', taskId, since, limit)
-      .map((r) => ({ ...(JSON.parse(r.data) as object), type: r.type, seq: Number(r.seq), at: Number(r.at) }) as TaskEvent);
+    return page;
   }
+}
+
+type EventRow = { seq: number; type: string; data: string; at: number };
+
+function fromEventRow(r: EventRow): TaskEvent {
+  return { ...(JSON.parse(r.data) as object), type: r.type, seq: Number(r.seq), at: Number(r.at) } as TaskEvent;
 }
 
 function fromRow(r: Record<string, unknown>): TaskRecord {

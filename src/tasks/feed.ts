@@ -83,7 +83,7 @@ export class EventFeed {
         if (this.closed) return;
         if (e.seq <= this.last) continue;
         this.last = e.seq;
-        const room = this.sink.send(e) || true; // BITE
+        const room = this.sink.send(e);
         if (e.type === 'done') {
           this.closed = true;
           this.sink.close('done');

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../support/daemon.ts';
 
@@ -80,5 +81,29 @@ describe('private previews', () => {
     // Control for the test above: on a public port an app's own Authorization header does reach the app.
     const own = await d.gateway(host(a, 3001), '/cgi-bin/env', { headers: { authorization: 'Bearer app-own-token' } });
     expect(own.body).toContain('auth=Bearer app-own-token');
+  });
+
+  it('opens with any valid one of several preview cookies, a junk one first included', async () => {
+    const { token } = await mint(a);
+    const r = await d.gateway(host(a), '/index.html', { headers: { cookie: `sandboxed_preview=junk; app=1; sandboxed_preview="x.y"; sandboxed_preview=${token}` } });
+    expect(r.status).toBe(200);
+    expect((await d.gateway(host(a), '/index.html', { headers: { cookie: 'sandboxed_preview=junk; sandboxed_preview=x.y' } })).status).toBe(401);
+  });
+
+  it('answers unparseable targets with 400 (no crash), accepts a same-host absolute-form, and never redirects off the preview', async () => {
+    const raw = (target: string) => new Promise<string>((resolve) => {
+      const sock = connect({ host: '127.0.0.1', port: d.gatewayPort });
+      let got = '';
+      sock.on('data', (c) => (got += c));
+      sock.on('close', () => resolve(got));
+      sock.on('error', () => resolve(got));
+      sock.write(`GET ${target} HTTP/1.1\r\nHost: ${host(a)}\r\nConnection: close\r\n\r\n`);
+    });
+    for (const t of ['http://[', 'http://[::1', 'http://other.example/', 'index.html']) expect(await raw(t), t).toMatch(/^HTTP\/1\.1 400 /);
+    const { token } = await mint(a);
+    expect(await raw(`http://${host(a)}/index.html?token=${token}`)).toMatch(/^HTTP\/1\.1 302 [^]*\r\nlocation: \/index\.html\r\n/i);
+    expect(await raw(`//evil.example/x?token=${token}`)).toMatch(/\r\nlocation: \/evil\.example\/x\r\n/i);
+    expect((await d.gateway(host(a), '/index.html', { headers: ALICE })).status).toBe(200);
+    expect(d.output).not.toMatch(/unhandled|uncaught|unexpected error/i);
   });
 });

@@ -14,13 +14,21 @@ const server = http.createServer((req, res) => {
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
     const body = Buffer.concat(chunks).toString('latin1');
-    fs.appendFileSync('${LOG}', JSON.stringify({ method: req.method, url: req.url, te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null, body }) + '\n');
+    fs.appendFileSync('${LOG}', JSON.stringify({ method: req.method, url: req.url, te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null, body, headers: req.rawHeaders }) + '\n');
     const text = 'you asked for ' + req.method + ' ' + req.url;
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
+    // /hop answers with hop-by-hop headers of its own, which must not reach the client.
+    const hop = req.url === '/hop' ? { connection: 'x-app-hop', 'x-app-hop': 'secret', 'keep-alive': 'timeout=99', 'proxy-connection': 'x', upgrade: 'h2c' } : {};
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), ...hop });
     res.end(req.method === 'HEAD' ? undefined : text);
   });
 });
 server.keepAliveTimeout = 120000;
+// WebSocket-ish: accept every upgrade and echo bytes back.
+server.on('upgrade', (req, socket) => {
+  socket.on('error', () => {});
+  socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+  socket.on('data', (d) => socket.write(d));
+});
 server.listen(${PORT}, '0.0.0.0');
 `;
 
@@ -34,7 +42,7 @@ describe('request smuggling through the gateway', () => {
   const smuggled = () => `GET /smuggled HTTP/1.1${CRLF}Host: ${host()}${CRLF}${CRLF}`;
 
   beforeAll(async () => {
-    d = await startDaemon({ env: { SANDBOXD_IMAGE: 'sandboxed/sandbox:latest', SANDBOXD_DEFAULT_MEMORY_MB: '512' } });
+    d = await startDaemon({ env: { SANDBOXD_IMAGE: 'sandboxed/sandbox:latest', SANDBOXD_DEFAULT_MEMORY_MB: '512', SANDBOXD_PREVIEW_WS_PER_SANDBOX: '4' } });
     id = (await d.api('POST', '/v1/sandboxes', { ports: [PORT] })).body.id;
     await d.api('PUT', `/v1/sandboxes/${id}/files`, { path: 'smuggle-app.mjs', content: APP });
     await d.api('POST', `/v1/sandboxes/${id}/exec`, { cmd: ['node', '/home/sandbox/workspace/app/smuggle-app.mjs'], detach: true });
@@ -82,4 +90,59 @@ describe('request smuggling through the gateway', () => {
     expect(log.filter((r) => r.url.startsWith('/victim-'))).toHaveLength(attacks.length);
     expect(d.output).not.toMatch(/unhandled|uncaught|unexpected error/i);
   }, 120_000);
+
+  it('sets X-Forwarded-* from what the gateway saw and strips hop-by-hop headers, those named in Connection too, both ways', async () => {
+    const r = await d.gateway(host(), '/hop', { headers: {
+      'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', forwarded: 'for=6.6.6.6',
+      connection: 'keep-alive, x-client-hop', 'x-client-hop': 'secret', 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', te: 'trailers', upgrade: 'h2c',
+    } });
+    expect(r.status).toBe(200);
+    for (const h of ['x-app-hop', 'proxy-connection', 'upgrade']) expect(r.headers[h], h).toBeUndefined();
+    // The gateway's own connection to the client has its own Keep-Alive; the app's never comes through.
+    expect(r.headers['keep-alive']).not.toBe('timeout=99');
+    expect(String(r.headers.connection ?? '')).not.toMatch(/x-app-hop/);
+    const log = (await execIn(id, ['cat', LOG])).output.trim().split('\n').map((l) => JSON.parse(l) as { url: string; headers: string[] });
+    const raw = log.filter((e) => e.url === '/hop').at(-1)!.headers;
+    const seen: Record<string, string[]> = {};
+    for (let i = 0; i < raw.length; i += 2) (seen[raw[i]!.toLowerCase()] ??= []).push(raw[i + 1]!);
+    expect(seen['x-forwarded-for']).toEqual(['127.0.0.1']);
+    expect(seen['x-forwarded-host']).toEqual([host()]);
+    expect(seen['x-forwarded-proto']).toEqual(['http']);
+    expect(seen.host).toEqual([host()]);
+    for (const h of ['forwarded', 'x-client-hop', 'keep-alive', 'proxy-connection', 'te', 'upgrade']) expect(seen[h], h).toBeUndefined();
+  });
+
+  it('refuses preview WebSockets past the per-sandbox cap with 429 and Retry-After, and admits again once one closes', async () => {
+    const { connect } = await import('node:net');
+    const upgrade = `GET /ws HTTP/1.1\r\nHost: ${host()}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+    const open = () => new Promise<{ sock: import('node:net').Socket; head: string }>((resolve, reject) => {
+      const sock = connect({ host: '127.0.0.1', port: d.gatewayPort });
+      let got = '';
+      sock.on('error', reject);
+      sock.on('data', (c) => {
+        got += c.toString('latin1');
+        if (got.includes('\r\n\r\n')) resolve({ sock, head: got });
+      });
+      sock.on('close', () => resolve({ sock, head: got }));
+      sock.write(upgrade);
+    });
+    const held = await Promise.all([open(), open(), open(), open()]);
+    for (const h of held) expect(h.head).toMatch(/^HTTP\/1\.1 101 /);
+    // Bytes flow both ways through an admitted one.
+    const echoed = new Promise<string>((r) => held[0]!.sock.once('data', (c) => r(c.toString())));
+    held[0]!.sock.write('ping');
+    expect(await echoed).toBe('ping');
+    const refused = await open();
+    expect(refused.head).toMatch(/^HTTP\/1\.1 429 /);
+    expect(refused.head).toMatch(/\r\nretry-after: \d+\r\n/i);
+    expect(refused.head).toMatch(/rate_limited/);
+    held[3]!.sock.destroy();
+    const again = await eventually(async () => {
+      const o = await open();
+      if (!o.head.startsWith('HTTP/1.1 101 ')) o.sock.destroy();
+      return o.head.startsWith('HTTP/1.1 101 ') ? o : undefined;
+    }, 5000);
+    expect(again?.head).toMatch(/^HTTP\/1\.1 101 /);
+    for (const h of [...held, again!]) h.sock.destroy();
+  });
 });

@@ -76,6 +76,7 @@ function corpus(random: () => number, n: number): Entry[] {
     () => { const s = pick([299, 418, 599, 999, int(200, 999)]); return { name: `unusual valid status ${s}`, chunks: [ok(`HTTP/1.1 ${s} Fine`)], mode: 'close', expect: { status: s, body: 'ok' } }; },
     () => ({ name: 'refused upgrade', chunks: [ok('HTTP/1.1 403 Forbidden', 'no!')], mode: 'close', expect: { status: 403, body: 'no!' }, client: 'upgrade' }),
     () => ({ name: 'garbage answer to an upgrade', chunks: [pick(['XYZ\r\n\r\n', 'HTTP/1.1 099 x\r\n\r\n', 'HTTP/1.1 101 O\u0001K\r\n\r\n', 'HTTP/1.1 101 OK\r\nX: a\u0000\r\n\r\n', '', 'HTTP/1.1 101 OK\r\n folded\r\n\r\n'])], mode: 'close', expect: { bad: true }, client: 'upgrade' }),
+    () => ({ name: 'silence after an upgrade request', chunks: [], mode: 'hold', expect: { bad: true }, client: 'upgrade' }),
     () => ({ name: 'accepted upgrade', chunks: ['HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nframes'], mode: 'close', expect: { status: 101, body: 'frames' }, client: 'upgrade' }),
     () => ({ name: 'control', chunks: [ok('HTTP/1.1 200 OK', 'fine')], mode: 'close', expect: { status: 200, body: 'fine' } }),
   ];
