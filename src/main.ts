@@ -89,7 +89,9 @@ async function main(): Promise<void> {
   } catch (err) {
     log.warn('could not re-attach to the tasks left running; they are picked up at the next start', { error: errorMessage(err) });
   }
-  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics, workspaces, activity, previewTokens, tasks, log });
+  // One authenticator for both listeners: a client guessing tokens on either is limited on both.
+  const auth = new Authenticator(config, { audit: store.audit, metrics, log });
+  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics, auth, workspaces, activity, previewTokens, tasks, log });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
   // After the bind, a listener error (EMFILE on accept under a connection flood) is one refused connection, not an exit.
@@ -100,7 +102,7 @@ async function main(): Promise<void> {
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });
   const waker = new Waker(store.sandboxes, lifecycle, runtime, config.stopGraceS, log);
   const gateway = createGatewayServer({
-    config, tokens: previewTokens, auth: new Authenticator(config), sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway'), metrics,
+    config, tokens: previewTokens, auth, sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway'), metrics,
   });
   gateway.listen(config.httpPort, config.gatewayHost);
   await once(gateway, 'listening');

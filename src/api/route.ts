@@ -12,7 +12,7 @@ import type { Lifecycle } from '../sandboxes/lifecycle.ts';
 import type { Store } from '../store/index.ts';
 import type { Tasks } from '../tasks/service.ts';
 import type { Workspaces } from '../workspaces/workspaces.ts';
-import type { Caller } from './auth.ts';
+import type { Authenticator, Caller } from './auth.ts';
 
 /** What route handlers may use; nothing else reaches them. */
 export interface ApiDeps {
@@ -22,6 +22,7 @@ export interface ApiDeps {
   lifecycle: Lifecycle;
   pool: WorkerPool;
   metrics: Metrics;
+  auth: Authenticator;
   workspaces: Workspaces;
   activity: Activity;
   previewTokens: PreviewTokens;

@@ -6,7 +6,6 @@ import { reportUnexpected } from '../boundary.ts';
 import { answerClientError } from '../http/client-error.ts';
 import { decodeComponent, parseTarget } from '../http/target.ts';
 import { activityRoutes } from './activity.ts';
-import { Authenticator } from './auth.ts';
 import { execRoutes } from './exec.ts';
 import { execWsRoutes } from './exec-ws.ts';
 import { archiveRoutes } from './archive.ts';
@@ -74,7 +73,7 @@ function requestIdOf(req: IncomingMessage): string {
 export function createApiServer(deps: ApiDeps): Server {
   const routes = allRoutes().map(compile);
   // With the API's sinks it limits failed attempts per address and audits them sampled (src/api/auth-failures.ts).
-  const auth = new Authenticator(deps.config, { audit: deps.store.audit, metrics: deps.metrics, log: deps.log });
+  const { auth } = deps;
 
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string) => {
     const url = parseTarget(req.url);

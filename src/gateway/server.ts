@@ -95,7 +95,7 @@ function failure(err: unknown, port: number): { err: AppError; html: string; hea
 export function createGatewayServer(deps: GatewayDeps): Server {
   const { config, sandboxes, runtime, waker, activity, log, metrics } = deps;
   const limits = config.limits.gateway;
-  const upstreams = new Upstreams();
+  const upstreams = new Upstreams(4096, (reason) => gw.count('sandboxd_gateway_upstream_pools_dropped_total', 'Per-sandbox upstream connection pools destroyed (their sockets closed), by why.', { reason }));
 
   const gw: Gateway = {
     deps,
@@ -197,7 +197,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       const f = failure(err, port);
       if (!f) throw err;
       if (isUpstreamError(err) && err.code === BAD_UPSTREAM) gw.count('sandboxd_gateway_bad_upstream_total', 'Upstream answers that were not valid HTTP (answered 502).', {});
-      if (isUpstreamError(err) && err.code === 'EHOSTUNREACH') upstreams.drop(rec.id);
+      if (isUpstreamError(err) && err.code === 'EHOSTUNREACH') upstreams.drop(rec.id, 'unreachable');
       fail(f);
     }
   };

@@ -1,5 +1,8 @@
 import { Agent } from 'node:http';
 
+/** Why a pool was destroyed: its sandbox stopped, moved (restarted, new address), fell out of the bound, went unreachable, or the gateway closed. */
+export type DropReason = 'stopped' | 'moved' | 'evicted' | 'unreachable' | 'closed';
+
 /** One sandbox's known address at one row version, and the keep-alive pool that talks to it. */
 interface Entry {
   ip: string;
@@ -19,9 +22,12 @@ interface Entry {
 export class Upstreams {
   private entries = new Map<string, Entry>();
   private maxEntries: number;
+  private onDrop: (reason: DropReason) => void;
 
-  constructor(maxEntries = 4096) {
+  /** `onDrop` hears of every pool destroyed, and why (counted in /metrics). */
+  constructor(maxEntries = 4096, onDrop: (reason: DropReason) => void = () => undefined) {
     this.maxEntries = maxEntries;
+    this.onDrop = onDrop;
   }
 
   /** The cached address and pool for this sandbox at this row version, if any. */
@@ -36,27 +42,29 @@ export class Upstreams {
     if (old && old.version === version && old.ip === ip) return old;
     // A request that read the row before a restart must not tear down the newer pool: it joins it.
     if (old && old.version > version) return old;
-    if (old) this.drop(sandboxId);
+    if (old) this.drop(sandboxId, 'moved');
     // Bounded: the oldest entry goes first (its sandbox simply looks its address up again).
-    while (this.entries.size >= this.maxEntries) this.drop(this.entries.keys().next().value!);
+    while (this.entries.size >= this.maxEntries) this.drop(this.entries.keys().next().value!, 'evicted');
     const entry = { ip, version, agent: new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 60_000 }) };
     this.entries.set(sandboxId, entry);
     return entry;
   }
 
   /** Forgets a sandbox's address and destroys its pooled sockets (in-flight requests on them end). */
-  drop(sandboxId: string): void {
+  drop(sandboxId: string, reason: DropReason): void {
     const e = this.entries.get(sandboxId);
     if (!e) return;
     this.entries.delete(sandboxId);
     e.agent.destroy();
+    this.onDrop(reason);
   }
 
   /** Drops every pool whose sandbox no longer runs at the version it was made for. */
   sweep(current: (sandboxId: string) => { status: string; version: number } | undefined): void {
     for (const [id, e] of [...this.entries]) {
       const rec = current(id);
-      if (!rec || rec.status !== 'running' || rec.version !== e.version) this.drop(id);
+      if (!rec || rec.status !== 'running') this.drop(id, 'stopped');
+      else if (rec.version !== e.version) this.drop(id, 'moved');
     }
   }
 
@@ -67,6 +75,6 @@ export class Upstreams {
 
   /** Destroys every pool. */
   close(): void {
-    for (const id of [...this.entries.keys()]) this.drop(id);
+    for (const id of [...this.entries.keys()]) this.drop(id, 'closed');
   }
 }

@@ -145,4 +145,13 @@ describe('request smuggling through the gateway', () => {
     expect(again?.head).toMatch(/^HTTP\/1\.1 101 /);
     for (const h of [...held, again!]) h.sock.destroy();
   });
+
+  // Last: it stops the sandbox.
+  it("destroys a sandbox's pooled upstream connections once it stops, so a reused address gets none of them", async () => {
+    expect((await d.gateway(host(), '/pooled')).status).toBe(200);
+    const dropped = async () => Number(/sandboxd_gateway_upstream_pools_dropped_total\{reason="stopped"\} (\d+)/.exec((await d.api('GET', '/metrics')).text)?.[1] ?? 0);
+    expect(await dropped()).toBe(0);
+    expect((await d.api('POST', `/v1/sandboxes/${id}/stop`)).status).toBe(200);
+    expect(await eventually(async () => (await dropped()) === 1, 15_000, 250)).toBe(true);
+  });
 });

@@ -198,6 +198,10 @@ describe('hostile task output', () => {
     // After the cap, only the daemon's own events: the checks and done.
     const after = replay.slice(replay.indexOf(truncated[1]!) + 1).map((e) => e.event);
     expect(after).toEqual(['status', 'status', 'done']);
+    // The flood was stored no faster than SANDBOXD_TASK_EVENTS_PER_S (500, with a burst of one second's worth).
+    const first = replay.find((e) => e.event === 'message')!;
+    const spanMs = Date.parse(truncated[1]!.data.at) - Date.parse(first.data.at);
+    expect(spanMs).toBeGreaterThanOrEqual(((truncated[1]!.id - first.id - 500) / 500) * 1000 * 0.95);
 
     // The WebSocket replay carries the same events.
     const frames: any[] = [];
@@ -257,22 +261,29 @@ describe('hostile task output', () => {
     expect(task.status, JSON.stringify(task).slice(0, 500)).toBe('succeeded');
     const path = `/v1/sandboxes/${id}/tasks/${submit.body.id}/events`;
     const before = rssMb();
-    // Each asks for the replay and never reads: without back-pressure the daemon would buffer what the sockets cannot (~110 MB each).
+    // Each asks for the replay and never reads (5 over SSE, 5 over WebSocket): without back-pressure the
+    // daemon would buffer what the sockets cannot (~110 MB each).
     const stalled: Socket[] = [];
-    for (let i = 0; i < 10; i++) {
+    const stalledWs: WebSocket[] = [];
+    for (let i = 0; i < 5; i++) {
       const s = connect(d.port, '127.0.0.1');
       s.on('error', () => undefined);
       s.pause();
       s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
       stalled.push(s);
+      const ws = new WebSocket(`${d.url.replace('http', 'ws')}${path}`);
+      ws.on('error', () => undefined);
+      ws.on('open', () => ws.pause());
+      stalledWs.push(ws);
     }
     await new Promise((r) => setTimeout(r, 5000));
     const during = rssMb();
-    console.log(`[task-output] daemon RSS ${before.toFixed(0)} MB before, ${during.toFixed(0)} MB with 10 stalled 150 MB replays`);
+    console.log(`[task-output] daemon RSS ${before.toFixed(0)} MB before, ${during.toFixed(0)} MB with 10 stalled 150 MB replays (5 SSE, 5 WebSocket)`);
     expect(during - before).toBeLessThan(300);
     expect((await fetch(`${d.url}/healthz`)).status).toBe(200);
     // Hanging up mid-replay ends those streams; the next reader gets every event.
     stalled.forEach((s) => s.destroy());
+    stalledWs.forEach((ws) => ws.terminate());
     const whole = await sse(path);
     expect(whole.map((e) => e.id)).toEqual(whole.map((_, i) => i + 1));
     expect(whole.filter((e) => e.event === 'message').map((e) => e.data.text)).toEqual(Array.from({ length: 150 }, (_, i) => i + 'y'.repeat(1_000_000)));

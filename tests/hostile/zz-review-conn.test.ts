@@ -9,7 +9,7 @@ function open(port: number): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
     s.on('error', () => resolve(undefined));
-    s.on('connect', () => { s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'); resolve(s); });
+    s.resume(); s.on('connect', () => { s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'); resolve(s); });
   });
 }
 
@@ -29,7 +29,7 @@ describe(`review: connection slots (${RT})`, () => {
     const t0 = Date.now();
     const normal = await fetch(`${d.url}/healthz`, { signal: AbortSignal.timeout(5000) }).then((r) => r.status, (e) => `failed: ${e.cause?.code ?? e.message}`);
     console.log(RT, 'opened', socks.length, 'closed by server so far', closed, 'normal request ->', normal, Date.now() - t0, 'ms');
-    await new Promise((r) => setTimeout(r, 9000));
+    await new Promise((r) => setTimeout(r, 14000));
     console.log(RT, 'after 10 s (headers timeout 5 s): closed by server', closed, 'of', socks.length);
     const fd = (await import('node:fs')).readdirSync(`/proc/${d.proc.pid}/fd`).length;
     console.log(RT, 'daemon fds', fd);
