@@ -138,12 +138,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       }
     },
     touch(sandboxId) {
-      try {
-        activity.touch(sandboxId, 'gateway');
-      } catch (err) {
-        gw.count('sandboxd_gateway_activity_dropped_total', 'Preview activity writes that failed (e.g. a full disk) and were dropped.', {});
-        log.debug('activity write dropped', { sandbox: sandboxId, error: errorMessage(err) });
-      }
+      // Never throws: a write the disk refuses is dropped and counted there (sandboxd_dropped_writes_total).
+      activity.touch(sandboxId, 'gateway');
     },
   };
 

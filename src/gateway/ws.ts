@@ -39,7 +39,7 @@ export function handleUpgrade(gw: Gateway, req: IncomingMessage, socket: Socket,
 }
 
 async function run(gw: Gateway, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-  const { config, log } = gw.deps;
+  const { config } = gw.deps;
   const limits = config.limits.gateway;
   const checked = checkRequest(req, limits.maxHeaders);
   if (!checked.ok || checked.body !== 'none') {
@@ -61,22 +61,13 @@ async function run(gw: Gateway, req: IncomingMessage, socket: Socket, head: Buff
     return refuse(socket, new AppError('rate_limited', `this preview already has ${limits.wsPerSandbox} open WebSockets (SANDBOXD_PREVIEW_WS_PER_SANDBOX); close some and retry`), undefined, { 'retry-after': '5' });
   }
   counts.set(rec.id, n + 1);
-  let lease: { release(): void } | undefined;
-  try {
-    lease = gw.deps.activity.openLease(rec.id, 'preview_ws');
-  } catch (err) {
-    // A lease that cannot be written (a full disk) only means the idle reaper may not see this socket.
-    log.debug('preview lease not recorded', { sandbox: rec.id, error: errorMessage(err) });
-  }
+  // Never throws: a lease the disk refuses is dropped and counted in Activity (the idle reaper may then miss this socket).
+  const lease = gw.deps.activity.openLease(rec.id, 'preview_ws');
   socket.once('close', () => {
     const left = (counts.get(rec.id) ?? 1) - 1;
     if (left > 0) counts.set(rec.id, left);
     else counts.delete(rec.id);
-    try {
-      lease?.release();
-    } catch {
-      // as above
-    }
+    lease.release();
   });
   let to: Awaited<ReturnType<Gateway['address']>>;
   try {

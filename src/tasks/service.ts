@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.ts';
 import type { WorkerPool } from '../pool.ts';
 import type { Activity } from '../sandboxes/activity.ts';
 import type { Actor, Lifecycle } from '../sandboxes/lifecycle.ts';
+import { isStorageFailure } from '../store/disk.ts';
 import type { Store } from '../store/index.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import type { TaskRecord } from '../store/tasks.ts';
@@ -160,7 +161,9 @@ export class Tasks {
       (err: unknown) => {
         port.close();
         if (this.closing) return; // the shutdown ended the worker; the next daemon re-attaches the task
-        this.log.error('a task worker failed', { task: taskId, error: errorMessage(err) });
+        // The worker's own boundaries should have ended the task; a full disk is expected, anything else is a bug.
+        if (isStorageFailure(err)) this.log.error('a task worker failed', { task: taskId, error: errorMessage(err) });
+        else this.unexpected(err, { task: taskId });
         this.end(taskId, 'failed', `the task's worker failed inside sandboxd: ${errorMessage(err)}`);
       },
     ).finally(() => {
