@@ -47,7 +47,9 @@ export interface Config {
     api: { requestTimeoutS: number; headersTimeoutS: number; maxHeaderBytes: number; maxHeaders: number };
     /** The preview gateway's listener: the same cut-offs, plus keep-alive, the upgrade handshake and WebSockets per sandbox. */
     gateway: { requestTimeoutS: number; headersTimeoutS: number; keepAliveTimeoutS: number; upgradeTimeoutS: number; maxHeaderBytes: number; maxHeaders: number; wsPerSandbox: number };
+    /** Open connections per listener, and per remote address (loopback exempt). */
     maxConnections: number;
+    maxConnectionsPerAddress: number;
   };
   fileJsonMaxBytes: number;
   fileReadMaxBytes: number;
@@ -178,6 +180,7 @@ export function loadConfig(env: Env): Config {
         wsPerSandbox: p.int('SANDBOXD_PREVIEW_WS_PER_SANDBOX', 256, 1, 1 << 20),
       },
       maxConnections: p.int('SANDBOXD_MAX_CONNECTIONS', 4096, 16, 1 << 20),
+      maxConnectionsPerAddress: p.int('SANDBOXD_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1 << 20),
     },
     fileJsonMaxBytes: p.int('SANDBOXD_FILE_JSON_MAX_BYTES', 8 << 20, 1024, 1 << 30),
     fileReadMaxBytes: p.int('SANDBOXD_FILE_READ_MAX_BYTES', 10 << 20, 1024, 1 << 30),

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, errorMessage } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { installLastResort, reportUnexpected } from './boundary.ts';
+import { limitConnectionsPerAddress } from './http/connection-limits.ts';
 import { WorkerPool } from './pool.ts';
 import { hardNofileLimit } from './runtime/limits.ts';
 import { Authenticator } from './api/auth.ts';
@@ -99,6 +100,7 @@ async function main(): Promise<void> {
   // Open connections are capped below the open-files limit, so a connection flood is refused at the door
   // instead of leaving no descriptor for SQLite, the engine socket or worker threads.
   server.maxConnections = config.limits.maxConnections;
+  limitConnectionsPerAddress(server, config.limits.maxConnectionsPerAddress, () => metrics.inc('sandboxd_connections_refused_total', 'Connections closed at once because their address already held its maximum, by listener.', { listener: 'api' }));
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });
   const waker = new Waker(store.sandboxes, lifecycle, runtime, config.stopGraceS, log);
   const gateway = createGatewayServer({
@@ -108,6 +110,7 @@ async function main(): Promise<void> {
   await once(gateway, 'listening');
   gateway.on('error', (err) => reportUnexpected(log, metrics, 'gateway_listener', err));
   gateway.maxConnections = config.limits.maxConnections;
+  limitConnectionsPerAddress(gateway, config.limits.maxConnectionsPerAddress, () => metrics.inc('sandboxd_connections_refused_total', 'Connections closed at once because their address already held its maximum, by listener.', { listener: 'gateway' }));
   log.info('preview gateway listening', { bind: `${config.gatewayHost}:${config.httpPort}`, pattern: `s-<id>-<port>.preview.${config.previewDomain}` });
 
   const shutdown = async (signal: string) => {

@@ -7,7 +7,7 @@ import type { ApiDeps } from './route.ts';
 const CAP_RETRY_S = 5;
 
 /** What a session is, for the metrics of refusals. */
-export type SessionKind = 'exec' | 'exec_sse' | 'exec_ws' | 'terminal' | 'process';
+export type SessionKind = 'exec' | 'exec_sse' | 'exec_ws' | 'terminal' | 'process' | 'archive';
 
 /**
  * One combined "sessions" cap per sandbox and per tenant (the sandbox's owner), rather than one per kind:

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, opendir, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../errors.ts';
 import { SANDBOX_GID, SANDBOX_UID } from './workspaces.ts';
@@ -42,6 +42,21 @@ function mapError(err: unknown, path: string): never {
  * through /proc/self/fd), so no symlink is ever followed and a directory swapped for a link mid-way is
  * refused rather than escaped through.
  */
+/**
+ * At most `max` names of a directory, read in batches off the main thread: a directory of a million
+ * entries costs what the listing returns, not a million-name array and its sort on the request thread.
+ */
+async function firstNames(path: string, max: number): Promise<string[]> {
+  const names: string[] = [];
+  const dir = await opendir(path, { bufferSize: 1024 });
+  try {
+    for (let d = await dir.read(); d && names.length < max; d = await dir.read()) names.push(d.name);
+  } finally {
+    await dir.close().catch(() => undefined);
+  }
+  return names;
+}
+
 export class ConfinedTree {
   private root: string;
   private shown: string;
@@ -119,7 +134,7 @@ export class ConfinedTree {
     const walk = async (dirParts: string[], prefix: string) => {
       const dir = await this.openDir(dirParts);
       try {
-        const names = (await readdir(`/proc/self/fd/${dir.fd}`)).sort();
+        const names = (await firstNames(`/proc/self/fd/${dir.fd}`, limit - out.length + 1)).sort();
         for (const name of names) {
           if (out.length >= limit) return void (truncated = true);
           const st = await lstat(at(dir, name)).catch(() => undefined);

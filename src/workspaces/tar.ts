@@ -22,16 +22,19 @@ const MAX_META_BYTES = 1 << 16;
 /**
  * Walks a ustar/pax/GNU tar of `total` bytes through `read(position, length)`, answering its members without
  * their data (which stays where it is), so an archive of any size costs memory per entry, not per byte.
- * Throws on a bad checksum, a truncated member or more than `maxEntries` members.
+ * Throws on a bad checksum, a truncated member or more than `maxEntries` headers.
  */
 export function scanTar(read: (position: number, length: number) => Buffer, total: number, maxEntries = 1_000_000): TarMember[] {
   if (total < BLOCK) throw new Error(total ? 'shorter than one tar block' : 'empty');
   const members: TarMember[] = [];
   let offset = 0;
   let longPath: string | undefined;
+  let headers = 0;
   while (offset + BLOCK <= total) {
     const header = read(offset, BLOCK);
     if (header.every((b) => b === 0)) break;
+    // Every header costs a read and a checksum, pax and global ones included: the bound counts them all.
+    if (++headers > maxEntries) throw new Error(`more than ${maxEntries} entries`);
     if (!checksumOk(header)) throw new Error(`bad header checksum at byte ${offset}`);
     const size = readNumber(header.subarray(124, 136));
     const flag = String.fromCharCode(header[156] ?? 0);
@@ -51,7 +54,6 @@ export function scanTar(read: (position: number, length: number) => Buffer, tota
     const path = longPath ?? (prefix ? `${prefix}/${name}` : name);
     longPath = undefined;
     const type = flag === '0' || flag === '\0' ? 'file' : flag === '5' ? 'dir' : flag === '2' ? 'symlink' : 'other';
-    if (members.length >= maxEntries) throw new Error(`more than ${maxEntries} entries`);
     members.push({ path, type, mode: readNumber(header.subarray(100, 108)), offset: dataStart, size: type === 'file' ? size : 0 });
   }
   return members;

@@ -1,0 +1,102 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type Daemon } from '../support/daemon.ts';
+
+const run = promisify(execFile);
+
+/** A ustar archive of directories and empty files at the given paths (pax records for long ones). */
+function tarOf(paths: string[]): Buffer {
+  const header = (name: string, type: string, size: number) => {
+    const h = Buffer.alloc(512);
+    h.write(name.slice(0, 99), 0, 100);
+    h.write('0000755\0', 100);
+    h.write('0001750\0', 108);
+    h.write('0001750\0', 116);
+    h.write(size.toString(8).padStart(11, '0') + '\0', 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148);
+    h.write(type, 156);
+    h.write('ustar\x0000', 257);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    return h;
+  };
+  const blocks: Buffer[] = [];
+  for (const p of paths) {
+    if (p.length > 99) {
+      const body = ` path=${p}\n`;
+      let len = body.length;
+      len += String(len + String(len).length).length;
+      const record = Buffer.from(`${len}${body}`);
+      blocks.push(header('PaxHeader', 'x', record.length), record, Buffer.alloc((512 - (record.length % 512)) % 512));
+    }
+    blocks.push(header(p, p.endsWith('/') ? '5' : '0', 0));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+describe('archive transfers are bounded', () => {
+  let d: Daemon;
+  let id: string;
+  const app = (...p: string[]) => join(d.dataDir, 'workspaces', id, 'workspace/app', ...p);
+  const put = (path: string, body: Buffer) => fetch(`${d.url}/v1/sandboxes/${id}${path}`, { method: 'PUT', body });
+
+  beforeAll(async () => {
+    d = await startDaemon({ env: { SANDBOXD_SESSIONS_PER_SANDBOX: '2' } });
+    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+  });
+  afterAll(() => d?.cleanup());
+
+  it('refuses an archive entry deeper than 128 directories, or with a name over 255 bytes, before writing anything', async () => {
+    for (const bad of [`${'d/'.repeat(130)}f`, `ok/${'n'.repeat(256)}`]) {
+      const r = await put('/archive?path=deep', tarOf(['first.txt', bad]));
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/deep|longer than 255/);
+      expect(readdirSync(app())).not.toContain('deep');
+    }
+    const fine = await put('/archive?path=deep', tarOf([`${'d/'.repeat(100)}f`]));
+    expect(fine.status).toBe(200);
+  });
+
+  it('lists a directory of 12,000 entries as its first 10,000, sorted, and says it was truncated', async () => {
+    mkdirSync(app('many'));
+    // Made by another process, so this one's event loop (and its keep-alive connections) stays live meanwhile.
+    await run('bash', ['-c', 'seq -f "f%06g" 0 11999 | xargs touch'], { cwd: app('many') });
+    expect(readdirSync(app('many')).length).toBe(12_000);
+    const r = await d.api('GET', `/v1/sandboxes/${id}/files?path=many`);
+    expect(r.status).toBe(200);
+    expect(r.body.truncated).toBe(true);
+    const names = (r.body.entries as { name: string }[]).map((e) => e.name);
+    expect(names.length).toBe(10_000);
+    expect(names).toEqual([...names].sort());
+  });
+
+  it('counts archive downloads that stall against the sandbox\'s sessions cap, and frees the slot when they go', async () => {
+    // Two clients ask for the 12,000-entry tree and never read: each holds its listing in memory.
+    const stalled = [0, 1].map(() => {
+      const s = connect({ host: '127.0.0.1', port: d.port });
+      s.on('error', () => undefined);
+      s.write(`GET /v1/sandboxes/${id}/archive?path=many HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      s.pause();
+      return s;
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const third = await d.api('GET', `/v1/sandboxes/${id}/archive?path=deep`);
+    expect(third.status).toBe(429);
+    expect(third.headers.get('retry-after')).toBeTruthy();
+    expect(third.body.error.message).toMatch(/SANDBOXD_SESSIONS_PER_SANDBOX=2/);
+    stalled.forEach((s) => s.destroy());
+    let after = 0;
+    for (let i = 0; i < 50 && after !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = (await fetch(`${d.url}/v1/sandboxes/${id}/archive?path=deep`)).status;
+    }
+    expect(after).toBe(200);
+  });
+});
