@@ -5,41 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { tarOf } from '../support/tar.ts';
 
 const run = promisify(execFile);
 
-/** A ustar archive of directories and empty files at the given paths (pax records for long ones). */
-function tarOf(paths: string[]): Buffer {
-  const header = (name: string, type: string, size: number) => {
-    const h = Buffer.alloc(512);
-    h.write(name.slice(0, 99), 0, 100);
-    h.write('0000755\0', 100);
-    h.write('0001750\0', 108);
-    h.write('0001750\0', 116);
-    h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('00000000000\0', 136);
-    h.write('        ', 148);
-    h.write(type, 156);
-    h.write('ustar\x0000', 257);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    return h;
-  };
-  const blocks: Buffer[] = [];
-  for (const p of paths) {
-    if (p.length > 99) {
-      const body = ` path=${p}\n`;
-      let len = body.length;
-      len += String(len + String(len).length).length;
-      const record = Buffer.from(`${len}${body}`);
-      blocks.push(header('PaxHeader', 'x', record.length), record, Buffer.alloc((512 - (record.length % 512)) % 512));
-    }
-    blocks.push(header(p, p.endsWith('/') ? '5' : '0', 0));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
 describe('archive transfers are bounded', () => {
   let d: Daemon;
@@ -55,12 +24,12 @@ describe('archive transfers are bounded', () => {
 
   it('refuses an archive entry deeper than 128 directories, or with a name over 255 bytes, before writing anything', async () => {
     for (const bad of [`${'d/'.repeat(130)}f`, `ok/${'n'.repeat(256)}`]) {
-      const r = await put('/archive?path=deep', tarOf(['first.txt', bad]));
+      const r = await put('/archive?path=deep', tarOf([{ name: 'first.txt' }, { name: bad }]));
       expect(r.status).toBe(400);
       expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/deep|longer than 255/);
       expect(readdirSync(app())).not.toContain('deep');
     }
-    const fine = await put('/archive?path=deep', tarOf([`${'d/'.repeat(100)}f`]));
+    const fine = await put('/archive?path=deep', tarOf([{ name: `${'d/'.repeat(100)}f` }]));
     expect(fine.status).toBe(200);
   });
 

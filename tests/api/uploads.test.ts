@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { tarOf } from '../support/tar.ts';
 
 const MiB = 1 << 20;
 
@@ -13,28 +14,6 @@ function peakRss(d: Daemon): number {
   return Number(m[1]) * 1024;
 }
 
-/** A ustar archive of regular files, built in the test. */
-function tarOf(files: { name: string; data: Buffer }[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const f of files) {
-    const h = Buffer.alloc(512);
-    h.write(f.name, 0, 100);
-    h.write('0000644\0', 100);
-    h.write('0001750\0', 108);
-    h.write('0001750\0', 116);
-    h.write(f.data.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('00000000000\0', 136);
-    h.write('        ', 148);
-    h.write('0', 156);
-    h.write('ustar\x0000', 257);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, f.data, Buffer.alloc((512 - (f.data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

@@ -152,32 +152,28 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
     await d?.cleanup();
   });
 
-  it('holds back a WebSocket exec client flooding stdin into a command that never reads it', async () => {
+  /**
+   * Opens a session on `path`, sends `start`, then floods `chunk` at a program that never reads its input:
+   * the daemon takes and grows little, and ends the session once the client is gone while held back.
+   */
+  const floodSession = async (path: string, start: string | Buffer, chunk: string | Buffer) => {
     const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
-    const { ws } = await connect(`${wsBase}/v1/sandboxes/${id}/exec/ws`);
-    ws!.send(JSON.stringify({ cmd: SLEEP }));
+    const { ws } = await connect(`${wsBase}/v1/sandboxes/${id}/${path}`);
+    ws!.send(start);
     await new Promise((r) => setTimeout(r, 1000));
-    const chunk = JSON.stringify({ type: 'stdin', data: 'a'.repeat(512 << 10) });
     const r = await flood(ws!, d.proc.pid!, () => ws!.send(chunk), chunk.length);
     expect(r.accepted).toBeLessThan(64 << 20);
     expect(r.grew).toBeLessThan(128 << 20); // without back-pressure it grows by more than the 256 MiB offered
     // A client gone while its input is held back is noticed (the daemon pings it) and its command ended.
     ws!.terminate();
     expect(await eventually(async () => (await execSessions(d)) === 0, 30_000, 500)).toBe(true);
-  }, 90_000);
+  };
 
-  it('holds back a terminal client flooding input into a program that never reads it', async () => {
-    const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
-    const { ws } = await connect(`${wsBase}/v1/sandboxes/${id}/terminal`);
-    ws!.send(Buffer.from('stty raw -echo; exec sleep 600\n'));
-    await new Promise((r) => setTimeout(r, 1000));
-    const chunk = Buffer.alloc(512 << 10, 0x61);
-    const r = await flood(ws!, d.proc.pid!, () => ws!.send(chunk), chunk.length);
-    expect(r.accepted).toBeLessThan(64 << 20);
-    expect(r.grew).toBeLessThan(128 << 20); // without back-pressure it grows by more than the 256 MiB offered
-    ws!.terminate();
-    expect(await eventually(async () => (await execSessions(d)) === 0, 30_000, 500)).toBe(true);
-  }, 90_000);
+  it('holds back a WebSocket exec client flooding stdin into a command that never reads it', () =>
+    floodSession('exec/ws', JSON.stringify({ cmd: SLEEP }), JSON.stringify({ type: 'stdin', data: 'a'.repeat(512 << 10) })), 90_000);
+
+  it('holds back a terminal client flooding input into a program that never reads it', () =>
+    floodSession('terminal', Buffer.from('stty raw -echo; exec sleep 600\n'), Buffer.alloc(512 << 10, 0x61)), 90_000);
 
   it('refuses a session past the per-sandbox cap with 429 naming the cap, counting background processes while they run', async () => {
     // Sessions of the previous tests end with their sockets; wait until their slots are back.

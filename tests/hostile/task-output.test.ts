@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Daemon, startDaemon } from '../support/daemon.ts';
-import { TASK_DAEMON_ENV, waitForTask } from '../support/tasks.ts';
+import { readEvents, TASK_DAEMON_ENV, waitForTask, type SseEvent } from '../support/tasks.ts';
 
 /**
  * Stand-ins for the `claude` CLI on the sandbox's PATH (like bench/tasks.ts). The hostile one writes, as
@@ -92,37 +92,13 @@ async function sandboxWithAgent(script: string): Promise<string> {
   return r.body.id;
 }
 
-interface Sse {
-  id: number;
-  event: string;
-  data: any;
-}
+type Sse = SseEvent;
 
-/** Reads an SSE stream to its end; `slow` waits before the first read and after every chunk, so the daemon meets back-pressure. */
+/** Reads an SSE stream to its end (see readEvents for `slow` and `onEvent`). */
 async function sse(path: string, opts: { onEvent?: (e: Sse) => void; slow?: boolean } = {}): Promise<Sse[]> {
-  const r = await fetch(`${d.url}${path}`, { signal: AbortSignal.timeout(240_000) });
+  const r = await readEvents(d, path, { ...opts, timeoutMs: 240_000 });
   expect(r.status).toBe(200);
-  const reader = r.body!.getReader();
-  const decoder = new TextDecoder();
-  const events: Sse[] = [];
-  let buf = '';
-  if (opts.slow) await new Promise((res) => setTimeout(res, 2000));
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return events;
-    buf += decoder.decode(value, { stream: true });
-    let cut;
-    while ((cut = buf.indexOf('\n\n')) >= 0) {
-      const frame = buf.slice(0, cut);
-      buf = buf.slice(cut + 2);
-      const fields = Object.fromEntries(frame.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-      if (fields.data === undefined) continue;
-      const e = { id: Number(fields.id), event: fields.event!, data: JSON.parse(fields.data) };
-      events.push(e);
-      opts.onEvent?.(e);
-    }
-    if (opts.slow) await new Promise((res) => setTimeout(res, 5));
-  }
+  return r.events;
 }
 
 describe('hostile task output', () => {

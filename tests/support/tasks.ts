@@ -56,9 +56,10 @@ export interface SseEvent {
 
 /**
  * Reads a task's SSE stream until it ends or `max` events have arrived (then hangs up). Answers the
- * events and the raw text (for checking heartbeats and framing).
+ * events and the raw text (for checking heartbeats and framing). `slow` waits before the first read and
+ * after every chunk, so the daemon meets back-pressure; `onEvent` sees each event as it arrives.
  */
-export async function readEvents(d: Daemon, path: string, opts: { max?: number; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ events: SseEvent[]; status: number; contentType: string | null }> {
+export async function readEvents(d: Daemon, path: string, opts: { max?: number; headers?: Record<string, string>; timeoutMs?: number; onEvent?: (e: SseEvent) => void; slow?: boolean } = {}): Promise<{ events: SseEvent[]; status: number; contentType: string | null }> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), opts.timeoutMs ?? 120_000);
   const r = await fetch(`${d.url}${path}`, { headers: opts.headers ?? {}, signal: ac.signal });
@@ -71,17 +72,21 @@ export async function readEvents(d: Daemon, path: string, opts: { max?: number; 
   const decoder = new TextDecoder();
   let buf = '';
   try {
+    if (opts.slow) await new Promise((res) => setTimeout(res, 2000));
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       buf += decoder.decode(value, { stream: true });
+      if (opts.slow) await new Promise((res) => setTimeout(res, 5));
       let cut;
       while ((cut = buf.indexOf('\n\n')) >= 0) {
         const frame = buf.slice(0, cut);
         buf = buf.slice(cut + 2);
         const fields = Object.fromEntries(frame.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
         if (fields.data === undefined) continue;
-        events.push({ id: Number(fields.id), event: fields.event!, data: JSON.parse(fields.data) });
+        const e = { id: Number(fields.id), event: fields.event!, data: JSON.parse(fields.data) };
+        events.push(e);
+        opts.onEvent?.(e);
         if (opts.max !== undefined && events.length >= opts.max) {
           ac.abort();
           return { events, status: r.status, contentType: r.headers.get('content-type') };
