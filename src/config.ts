@@ -37,7 +37,7 @@ export interface Config {
   pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string; startFootprintMb: number };
   keepaliveMaxS: number;
   stopGraceS: number;
-  tasks: { timeoutS: number; maxTimeoutS: number; cancelGraceS: number; buildTimeoutS: number; healthWaitS: number; heartbeatS: number; maxLineBytes: number; maxEvents: number; maxEventBytes: number; eventsPerS: number };
+  tasks: { timeoutS: number; maxTimeoutS: number; cancelGraceS: number; buildTimeoutS: number; healthWaitS: number; heartbeatS: number; maxLineBytes: number; maxEvents: number; maxEventBytes: number; eventsPerS: number; maxOutputMb: number };
   reconcileIntervalS: number;
   creatingStuckS: number;
   reconcileRemoveOrphans: boolean;
@@ -46,7 +46,7 @@ export interface Config {
   limits: {
     api: { requestTimeoutS: number; headersTimeoutS: number; maxHeaderBytes: number; maxHeaders: number };
     /** The preview gateway's listener: the same cut-offs, plus keep-alive, the upgrade handshake and WebSockets per sandbox. */
-    gateway: { requestTimeoutS: number; headersTimeoutS: number; keepAliveTimeoutS: number; upgradeTimeoutS: number; maxHeaderBytes: number; maxHeaders: number; wsPerSandbox: number };
+    gateway: { requestTimeoutS: number; headersTimeoutS: number; keepAliveTimeoutS: number; upgradeTimeoutS: number; maxHeaderBytes: number; maxHeaders: number; wsPerSandbox: number; upstreamHeadersTimeoutS: number; clientStallS: number; requestsPerClient: number };
     /** Open connections per listener, and per remote address (loopback exempt). */
     maxConnections: number;
     maxConnectionsPerAddress: number;
@@ -158,6 +158,7 @@ export function loadConfig(env: Env): Config {
       maxEvents: p.int('SANDBOXD_TASK_MAX_EVENTS', 10_000, 100, 10_000_000),
       maxEventBytes: p.int('SANDBOXD_TASK_MAX_EVENT_BYTES', 64 << 20, 1 << 20, 2 ** 40),
       eventsPerS: p.int('SANDBOXD_TASK_EVENTS_PER_S', 500, 1, 100_000),
+      maxOutputMb: p.int('SANDBOXD_TASK_MAX_OUTPUT_MB', 1024, 1, 1 << 20),
     },
     reconcileIntervalS: p.int('SANDBOXD_RECONCILE_INTERVAL_S', 30, 1, 3600),
     creatingStuckS: p.int('SANDBOXD_CREATING_STUCK_S', 300, 10, 86400),
@@ -178,6 +179,9 @@ export function loadConfig(env: Env): Config {
         maxHeaderBytes: p.int('SANDBOXD_GATEWAY_MAX_HEADER_BYTES', 16384, 1024, 1 << 20),
         maxHeaders: p.int('SANDBOXD_GATEWAY_MAX_HEADERS', 100, 8, 2000),
         wsPerSandbox: p.int('SANDBOXD_PREVIEW_WS_PER_SANDBOX', 256, 1, 1 << 20),
+        upstreamHeadersTimeoutS: p.int('SANDBOXD_GATEWAY_UPSTREAM_HEADERS_TIMEOUT_S', 120, 1, 3600),
+        clientStallS: p.int('SANDBOXD_GATEWAY_CLIENT_STALL_S', 60, 1, 3600),
+        requestsPerClient: p.int('SANDBOXD_GATEWAY_REQUESTS_PER_CLIENT', 16, 1, 1 << 20),
       },
       maxConnections: p.int('SANDBOXD_MAX_CONNECTIONS', 4096, 16, 1 << 20),
       maxConnectionsPerAddress: p.int('SANDBOXD_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1 << 20),

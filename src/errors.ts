@@ -13,6 +13,7 @@ export const ERRORS = {
   rate_limited: { status: 429, retryable: true },
   internal: { status: 500, retryable: true },
   sandbox_unavailable: { status: 502, retryable: true },
+  gateway_timeout: { status: 504, retryable: true },
   capacity: { status: 503, retryable: true },
   not_ready: { status: 503, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../src/config.ts';
+import { ControlQueue } from '../src/exec/control.ts';
 import { OutputEncoder } from '../src/exec/encode.ts';
 import { QUEUE_EXPIRED, type ExecControl, type ExecEvent, type ExecResult, type ExecTask } from '../src/exec/protocol.ts';
 import type { ExecSession } from '../src/runtime/runtime.ts';
@@ -122,20 +123,27 @@ async function relay(session: ExecSession, job: ExecTask, port: MessagePort): Pr
   });
 
   if (job.size) await session.resize(job.size.cols, job.size.rows).catch(() => undefined);
-  // Control runs in arrival order: a resize (an engine call) must not be overtaken by the input after it.
-  // Input has a queue of its own that waits for the controls sent before it, but a signal never waits for
-  // input a command does not read. Each write is acked once the stream has taken it: the main thread stops
-  // reading the client while too much is unacked, so a stdin flood cannot pile up in this process.
-  let queue: Promise<unknown> = Promise.resolve();
+  // Signals and resizes (engine calls) go through a bounded, coalescing queue: a flood of them costs one
+  // call at a time, and the end-of-session hang-up and kill jump it. Input has a queue of its own that waits
+  // for the controls sent before it (a resize is not overtaken), but a signal never waits for input a command
+  // does not read. Each write is acked once the stream has taken it: the main thread stops reading the
+  // client while too much is unacked, so a stdin flood cannot pile up in this process.
+  const controls = new ControlQueue(session);
   let input: Promise<unknown> = Promise.resolve();
   port.on('message', (msg: ExecControl) => {
-    if (msg.t === 'ack') return out?.ack(msg.bytes);
-    if (msg.t === 'stdin' || msg.t === 'stdin_end') {
-      const before = queue;
-      input = input.then(() => before).then(() => writeInput(msg)).catch(() => undefined);
-      return;
+    switch (msg.t) {
+      case 'ack': return out?.ack(msg.bytes);
+      case 'stdin':
+      case 'stdin_end': {
+        const before = controls.idle();
+        input = input.then(() => before).then(() => writeInput(msg)).catch(() => undefined);
+        return;
+      }
+      case 'signal': return msg.urgent ? controls.urgent(msg.signal) : controls.signal(msg.signal);
+      case 'resize': return controls.resize(msg.cols, msg.rows);
+      // Immediate: a paused command must drain (and see its hang-up) even while controls wait.
+      case 'detach': return out?.detach();
     }
-    queue = queue.then(() => control(msg)).catch(() => undefined);
   });
   const writeInput = async (msg: Extract<ExecControl, { t: 'stdin' | 'stdin_end' }>) => {
     if (msg.t === 'stdin_end') return session.endInput();
@@ -143,13 +151,6 @@ async function relay(session: ExecSession, job: ExecTask, port: MessagePort): Pr
       await session.write(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
     } finally {
       port.postMessage({ t: 'stdin_ack', bytes: msg.data.byteLength } satisfies ExecEvent);
-    }
-  };
-  const control = async (msg: Exclude<ExecControl, { t: 'ack' | 'stdin' | 'stdin_end' }>) => {
-    switch (msg.t) {
-      case 'signal': return session.kill(msg.signal);
-      case 'resize': return session.resize(msg.cols, msg.rows);
-      case 'detach': return out?.detach();
     }
   };
 

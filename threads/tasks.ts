@@ -171,11 +171,12 @@ class TaskRun {
       this.emit([{ type: 'status', phase: 'agent_running' }], { phase: 'agent_running', checkpoint });
     } else {
       const seen = await this.script(ATTACH_INFO, [this.dir]);
-      const [pidLine = '', state = '', ...environ] = seen.stdout.split('\n');
-      // Task env was never stored: the agent's own environment says which secrets to keep out of events.
-      const agentEnv = Object.fromEntries(environ.filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      this.redact = redactor({ ...agentEnv, ...this.env });
-      // An agent that had ended, or a task past it, is not timed out by a deadline that passed while no daemon ran.
+      const [pidLine = '', state = ''] = seen.stdout.split('\n');
+      // The task env was never stored, so after a restart only the stored sandbox env (this.env) says which
+      // secrets to cut out; the agent's /proc environ is not read: the sandbox controls which pid that would be.
+      // An agent that had ended (its `exit` file and no process left in its session), or a task past it (the
+      // phase the daemon recorded), is not timed out by a deadline that passed while no daemon ran; otherwise the
+      // original deadline holds, so a sandbox cannot lift it by writing `exit` itself.
       if (state.trim() === 'exited' || reached >= PHASES.indexOf('build_check')) this.clearTimer();
       this.setPid(Number(pidLine.trim()) || undefined);
     }
@@ -214,11 +215,11 @@ class TaskRun {
    * the agent has exited. Lines the store has already turned into events (a re-attach) only rebuild the
    * normaliser's state.
    */
-  private async follow(launch: boolean): Promise<{ code: number | null; stderr: string }> {
+  private async follow(launch: boolean): Promise<{ code: number | null; tooLarge: boolean; stderr: string }> {
     let spec;
     if (launch) {
       const { cmd, env } = agentCommand({ agent: this.task.agent, prompt: this.task.prompt, model: this.task.model, taskId: this.task.id, env: this.env });
-      spec = { cmd: ['/bin/sh', '-c', LAUNCH_AND_FOLLOW, this.dir, ...cmd], cwd: HOME, env };
+      spec = { cmd: ['/bin/sh', '-c', LAUNCH_AND_FOLLOW, this.dir, String(this.config.tasks.maxOutputMb * 1024 * 1024), ...cmd], cwd: HOME, env };
     } else {
       spec = { cmd: ['/bin/sh', '-c', FOLLOW, this.dir], cwd: HOME };
     }
@@ -236,14 +237,16 @@ class TaskRun {
     if (exitCode !== 0) throw new TaskFailure('sandbox_unavailable', `following the agent's output failed (exit code ${exitCode}): ${stderr.trim() || 'the sandbox stopped'}`);
     const r = await this.script(AGENT_EXIT, [this.dir]);
     if (r.code !== 0) throw new TaskFailure('sandbox_unavailable', 'the sandbox stopped while the agent ran');
-    const [first = 'none', ...rest] = r.stdout.split('\n');
-    return { code: first.trim() === 'none' ? null : Number(first.trim()), stderr: rest.join('\n').trim() };
+    const [first = 'none', cap = '', ...rest] = r.stdout.split('\n');
+    return { code: first.trim() === 'none' ? null : Number(first.trim()), tooLarge: cap.trim() === 'too_large', stderr: rest.join('\n').trim() };
   }
 
   /** Why the agent's run failed, or undefined when it succeeded. */
-  private agentFailure(exit: { code: number | null; stderr: string }): TaskFailure | undefined {
+  private agentFailure(exit: { code: number | null; tooLarge: boolean; stderr: string }): TaskFailure | undefined {
     const stopReason = this.store.tasks.get(this.task.id)?.cancelReason;
     if (stopReason) return this.stopFailure(stopReason);
+    const cap = this.config.tasks.maxOutputMb;
+    if (exit.tooLarge) return new TaskFailure('output_too_large', `the agent's output file passed SANDBOXD_TASK_MAX_OUTPUT_MB (${cap} MiB), so the agent was killed; ask for less output or raise the limit`);
     const n = this.normaliser;
     if (n.error) return new TaskFailure('agent_error', n.error);
     const tail = exit.stderr ? `: ${exit.stderr.split('\n').slice(-5).join(' ').slice(-500)}` : '';

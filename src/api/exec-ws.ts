@@ -74,7 +74,7 @@ function endOnClose(ws: WebSocket, handle: ExecHandle): void {
   ws.on('close', () => {
     if (finished) return;
     handle.abandon('HUP');
-    setTimeout(() => handle.send({ t: 'signal', signal: 'KILL' }), HANGUP_GRACE_MS).unref();
+    setTimeout(() => handle.send({ t: 'signal', signal: 'KILL', urgent: true }), HANGUP_GRACE_MS).unref();
   });
 }
 

@@ -11,6 +11,7 @@ import {
   type DeleteQuery as DeleteQ, type FilesQuery as FilesQ, type Mkdir as MkdirBody, type Move as MoveBody, type WriteQuery as WriteQ,
 } from './files-schemas.ts';
 import { parseJson } from './http.ts';
+import { takeSlot } from './limits.ts';
 import { findSandbox } from './lookup.ts';
 import type { RequestContext, Route } from './route.ts';
 import { NoQuery } from './schemas.ts';
@@ -131,8 +132,12 @@ async function deleteFiles(ctx: RequestContext<unknown, DeleteQ>) {
   if (live?.running) {
     // While the sandbox runs it can swap directories under a host-side recursive delete; inside the
     // container, rm can only ever reach the sandbox's own files.
-    const handle = ctx.deps.pool.exec({ sandboxId: rec.id, spec: { cmd: ['rm', '-rf', '--', target.inSandbox], cwd: '/home/sandbox' }, capBytes: 65536, timeoutMs: 120_000 });
-    const r = await handle.result.catch((err) => { throw execFailure(err); });
+    // It holds an exec slot up to 2 minutes: it takes a session slot, so a flood of deletes is refused 429.
+    const release = takeSlot(ctx.deps, rec, 'files_delete', { liveOnly: true });
+    const r = await Promise.resolve()
+      .then(() => ctx.deps.pool.exec({ sandboxId: rec.id, spec: { cmd: ['rm', '-rf', '--', target.inSandbox], cwd: '/home/sandbox' }, capBytes: 65536, timeoutMs: 120_000 }).result)
+      .catch((err) => { throw execFailure(err); })
+      .finally(release);
     if (r.exit_code !== 0) throw new AppError('sandbox_unavailable', `the delete did not finish: ${r.stderr.trim()}`);
   } else {
     await tree.remove(target.parts, ctx.query.recursive ?? false);

@@ -7,7 +7,7 @@ import type { ApiDeps } from './route.ts';
 const CAP_RETRY_S = 5;
 
 /** What a session is, for the metrics of refusals. */
-export type SessionKind = 'exec' | 'exec_sse' | 'exec_ws' | 'terminal' | 'process' | 'archive';
+export type SessionKind = 'exec' | 'exec_sse' | 'exec_ws' | 'terminal' | 'process' | 'archive' | 'process_control' | 'files_delete' | 'task_stream';
 
 /**
  * One combined "sessions" cap per sandbox and per tenant (the sandbox's owner), rather than one per kind:
@@ -32,13 +32,18 @@ export class SessionLimits {
     this.isRunning = isRunning;
   }
 
-  /** Takes one session slot in the sandbox and its tenant, or throws `rate_limited` naming the cap; call the answer to give it back (once). */
-  acquire(rec: Pick<SandboxRecord, 'id' | 'owner'>): () => void {
-    const inSandbox = this.inSandbox(rec.id);
+  /**
+   * Takes one session slot in the sandbox and its tenant, or throws `rate_limited` naming the cap; call the
+   * answer to give it back (once). `liveOnly`: the check counts open sessions but not background processes,
+   * for the short calls that manage those processes (list, logs, kill): a tenant whose cap its background
+   * processes fill can still see and end them, while a flood of such calls is bounded like any session.
+   */
+  acquire(rec: Pick<SandboxRecord, 'id' | 'owner'>, opts: { liveOnly?: boolean } = {}): () => void {
+    const inSandbox = opts.liveOnly ? (this.live.get(rec.id) ?? 0) : this.inSandbox(rec.id);
     if (inSandbox >= this.perSandbox) {
       throw refusal(`this sandbox already holds ${inSandbox} sessions (execs, streams, terminals, background processes); the cap is SANDBOXD_SESSIONS_PER_SANDBOX=${this.perSandbox}: end one, or retry later`, 'SANDBOXD_SESSIONS_PER_SANDBOX', this.perSandbox);
     }
-    const inTenant = this.inTenant(rec.owner);
+    const inTenant = opts.liveOnly ? (this.liveByTenant.get(rec.owner) ?? 0) : this.inTenant(rec.owner);
     if (inTenant >= this.perTenant) {
       throw refusal(`tenant '${rec.owner}' already holds ${inTenant} sessions over its sandboxes (execs, streams, terminals, background processes); the cap is SANDBOXD_SESSIONS_PER_TENANT=${this.perTenant}: end one, or retry later`, 'SANDBOXD_SESSIONS_PER_TENANT', this.perTenant);
     }
@@ -114,6 +119,16 @@ export function sessionLimits(deps: ApiDeps): SessionLimits {
     registry.set(deps.store, limits);
   }
   return limits;
+}
+
+/** Takes a session slot of the request's sandbox for `kind` (429 past a cap, counted in /metrics); call the answer to give it back. */
+export function takeSlot(deps: ApiDeps, rec: Pick<SandboxRecord, 'id' | 'owner'>, kind: SessionKind, opts: { liveOnly?: boolean } = {}): () => void {
+  try {
+    return sessionLimits(deps).acquire(rec, opts);
+  } catch (err) {
+    countRefusal(deps, err, kind);
+    throw err;
+  }
 }
 
 /** Counts a refusal in /metrics, by the cap that refused it. */

@@ -23,7 +23,7 @@ const Usage = Type.Object({ input: Type.Integer(), output: Type.Integer(), cache
 
 const Outcome = Type.Object({
   status: Type.String(),
-  reason: Type.Union([Type.String({ description: 'agent_error | agent_timeout | cancelled | sandbox_unavailable | internal' }), Type.Null()]),
+  reason: Type.Union([Type.String({ description: 'agent_error | agent_timeout | cancelled | sandbox_unavailable | internal | output_too_large' }), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
   message: Type.Union([Type.String({ description: "The agent's final message." }), Type.Null()]),
   files_changed: Type.Union([Type.Array(Type.String(), { description: 'At most 1000 paths.' }), Type.Null()]),

@@ -4,6 +4,7 @@ import { normaliseId } from '../ids.ts';
 import type { TaskRecord } from '../store/tasks.ts';
 import { envProblem } from '../tasks/agents.ts';
 import type { TaskEvent } from '../tasks/events.ts';
+import { takeSlot } from './limits.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route, WsRoute } from './route.ts';
 import { NoQuery } from './schemas.ts';
@@ -67,6 +68,8 @@ function streamEvents(ctx: RequestContext<unknown, EventsQuery>): void {
   const task = findTask(ctx);
   const since = startAfter(ctx);
   const { res } = ctx;
+  // A stream holds a socket and replay pages for as long as its client keeps it open: it takes a session slot.
+  res.once('close', takeSlot(ctx.deps, findSandbox(ctx), 'task_stream'));
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.flushHeaders();
   let ended = false;
@@ -159,6 +162,10 @@ export const taskWsRoutes: WsRoute[] = [
     open: (ctx) => {
       const task = findTask(ctx);
       const since = startAfter(ctx);
+      // The slot is taken before the handshake (a refusal is a plain 429) and given back when the socket is gone.
+      const release = takeSlot(ctx.deps, findSandbox(ctx), 'task_stream');
+      if (ctx.req.socket.destroyed) release();
+      else ctx.req.socket.once('close', release);
       return (ws: WebSocket) => {
         let stop: () => void = () => undefined;
         let ended = false;

@@ -80,7 +80,7 @@ export class ExecHandle {
   /** The client is gone: stop relaying output (so a paused command can drain and end), then signal it if asked. */
   abandon(signal?: ExecSignal): void {
     this.send({ t: 'detach' });
-    if (signal) this.send({ t: 'signal', signal });
+    if (signal) this.send({ t: 'signal', signal, urgent: true });
   }
 
   send(ctrl: ExecControl): void {

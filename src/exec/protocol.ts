@@ -53,7 +53,8 @@ export type ExecEvent =
 export type ExecControl =
   | { t: 'stdin'; data: Uint8Array }
   | { t: 'stdin_end' }
-  | { t: 'signal'; signal: ExecSignal }
+  /** `urgent`: the client is gone; sent at once, ahead of (and dropping) control frames still waiting. */
+  | { t: 'signal'; signal: ExecSignal; urgent?: boolean }
   | { t: 'resize'; cols: number; rows: number }
   | { t: 'ack'; bytes: number }
   | { t: 'detach' };

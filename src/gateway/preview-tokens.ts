@@ -10,6 +10,12 @@ interface Claims {
   exp: number;
 }
 
+/** The only shape a preview token has: two base64url parts joined by one dot. */
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** True when `s` has the shape of a preview token (cheap: no HMAC); says nothing of whether it is genuine. */
+export const isTokenShaped = (s: string): boolean => TOKEN_SHAPE.test(s);
+
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
 /** Signed, expiring tokens that open one sandbox's private previews (HMAC-SHA256 over the claims). */
@@ -39,9 +45,10 @@ export class PreviewTokens {
 
   /** The token's expiry (ms) when it is genuine, unexpired, and opens this sandbox's port; else undefined. */
   verify(token: string | undefined, sandboxId: string, port: number): number | undefined {
-    if (!token || token.length > 1024) return undefined;
-    const [body, mac] = token.split('.');
-    if (!body || !mac) return undefined;
+    // Exactly two base64url parts, refused before the HMAC: anything else (`<valid>.x; Domain=...`, CR/LF)
+    // would otherwise ride along into the Set-Cookie built from it.
+    if (!token || token.length > 1024 || !isTokenShaped(token)) return undefined;
+    const [body, mac] = token.split('.') as [string, string];
     const expected = Buffer.from(this.sign(body));
     const given = Buffer.from(mac);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Authenticator } from '../api/auth.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
-import type { PreviewTokens } from './preview-tokens.ts';
+import { isTokenShaped, type PreviewTokens } from './preview-tokens.ts';
 
 export const PREVIEW_COOKIE = 'sandboxed_preview';
 
@@ -18,9 +18,6 @@ export function isPrivate(rec: SandboxRecord, port: number): boolean {
   return (rec.portVisibility[String(port)] ?? rec.visibility) === 'private';
 }
 
-/** Most candidate credentials looked at per request: each costs an HMAC, and a header can hold many. */
-const MAX_CANDIDATES = 16;
-
 /** Percent-decoding that answers the input itself when it is malformed (never throws). */
 function decode(s: string): string {
   try {
@@ -30,15 +27,21 @@ function decode(s: string): string {
   }
 }
 
-/** Every value of cookie `name` (a browser may send several with one name: a junk one first must not win). */
+/**
+ * Every distinct value of cookie `name` that has a token's shape (a browser may send several with one name,
+ * and a sandbox app can set junk ones for the parent domain: none of them may hide a valid one). The cheap
+ * shape check runs on each; only those that pass cost an HMAC, and the header's size (bounded by
+ * SANDBOXD_GATEWAY_MAX_HEADER_BYTES) bounds how many there can be.
+ */
 function cookieValues(req: IncomingMessage, name: string): string[] {
-  const out: string[] = [];
+  const out = new Set<string>();
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) out.push(part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'));
-    if (out.length >= MAX_CANDIDATES) break;
+    if (eq <= 0 || part.slice(0, eq).trim() !== name) continue;
+    const value = part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    if (isTokenShaped(value)) out.add(value);
   }
-  return out;
+  return [...out];
 }
 
 /** The target split into its path, the values of its `token` parameters, and the other parameters as sent. */
@@ -67,7 +70,8 @@ function splitTarget(path: string): { pathname: string; tokens: string[]; rest: 
 export function previewAccess(req: IncomingMessage, path: string, rec: SandboxRecord, port: number, tokens: PreviewTokens, auth: Authenticator, secure: boolean): PreviewAccess {
   const target = splitTarget(path);
   if (target.tokens.length) {
-    const valid = target.tokens.slice(0, MAX_CANDIDATES).map((t) => ({ t, exp: tokens.verify(t, rec.id, port) })).find((c) => c.exp);
+    // Only a verified token (two base64url parts, nothing else) ever goes into the Set-Cookie below.
+    const valid = [...new Set(target.tokens.filter(isTokenShaped))].map((t) => ({ t, exp: tokens.verify(t, rec.id, port) })).find((c) => c.exp);
     if (!valid) return { allow: false, why: 'the preview token is invalid, expired, or for another sandbox' };
     const maxAge = Math.max(1, Math.floor((valid.exp! - Date.now()) / 1000));
     const cookie = `${PREVIEW_COOKIE}=${valid.t}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;

@@ -7,6 +7,8 @@ import { checkResponseFraming, checkResponseHead, endToEnd, forwardedHeaders, HO
 export const UPSTREAM_BUSY = 'ESANDBOXBUSY';
 /** The error code of an upstream answer that is not valid HTTP (the client gets 502 for it). */
 export const BAD_UPSTREAM = 'EBADUPSTREAM';
+/** The error code of a request the app did not answer (no response headers) in time (the client gets 504). */
+export const UPSTREAM_TIMEOUT = 'ESANDBOXTIMEOUT';
 
 /** How long an upgraded connection may stay half-closed (one side ended) before both are closed. */
 const HALF_OPEN_MS = 1000;
@@ -36,24 +38,30 @@ export interface UpstreamTarget {
  * is framed explicitly upstream (Content-Length or chunked, whatever the method), or not sent at all. The
  * answer is validated before anything reaches the client. Rejects (with an UpstreamError) only while
  * nothing has been sent to the client yet, so the caller can answer 502/503; later failures end only this
- * response. Every event handler here is guarded: none can throw into the event loop.
+ * response. The app has `headersTimeoutMs` from the end of the request to its response head; a client that
+ * reads none of the bytes waiting for it for `stallMs` has its response ended (a stream that is merely
+ * quiet has nothing waiting, so it is no stall). Every event handler here is guarded: none can throw into
+ * the event loop.
  */
-export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: UpstreamTarget, checked: Ok, opts: { queueWaitMs: number; tls: boolean; maxHeaderBytes: number }): Promise<void> {
+export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: UpstreamTarget, checked: Ok, opts: { queueWaitMs: number; tls: boolean; maxHeaderBytes: number; headersTimeoutMs: number; stallMs: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     let settled = false;
     let responded = false;
     let upstream: ClientRequest | undefined;
     let queued: NodeJS.Timeout | undefined;
+    let waiting: NodeJS.Timeout | undefined;
+    let stalled: NodeJS.Timeout | undefined;
+    const clear = () => (clearTimeout(queued), clearTimeout(waiting), clearTimeout(stalled));
     const finish = () => {
       if (settled) return;
       settled = true;
-      clearTimeout(queued);
+      clear();
       resolve();
     };
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
-      clearTimeout(queued);
+      clear();
       upstream?.destroy();
       if (!res.headersSent) return reject(isUpstreamError(err) ? err : upstreamError(err));
       if (!res.writableEnded) res.destroy();
@@ -72,6 +80,10 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: Upstrea
     // request still queued in the agent reports its destruction only once it gets a socket: settle at once.
     queued = setTimeout(() => fail(upstreamError(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY }))), opts.queueWaitMs);
     upstream.once('socket', () => clearTimeout(queued));
+    // The agent's own `timeout` only closes idle pooled sockets; waiting for an answer has this limit.
+    upstream.once('finish', () => {
+      if (!responded && !settled) waiting = setTimeout(() => fail(upstreamError(Object.assign(new Error(`the app did not answer within ${opts.headersTimeoutMs / 1000} s`), { code: UPSTREAM_TIMEOUT }))), opts.headersTimeoutMs);
+    });
     let informational = 0;
     upstream.on('information', guard(() => {
       if (++informational > MAX_INFORMATIONAL) fail(bad(`more than ${MAX_INFORMATIONAL} 1xx answers`));
@@ -83,6 +95,7 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: Upstrea
     }));
     upstream.on('response', guard((up: IncomingMessage) => {
       responded = true;
+      clearTimeout(waiting);
       // Already answered (a 1xx flood, a timeout) while the parser went on to this response: it goes nowhere.
       if (settled) return void up.destroy();
       up.on('error', () => fail(upstreamError(new Error('the app broke off its answer'))));
@@ -103,9 +116,16 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: Upstrea
       }));
       up.on('data', guard((chunk: Buffer) => {
         head();
-        if (!res.write(chunk)) up.pause();
+        if (res.write(chunk) || stalled) return;
+        up.pause();
+        // Bytes are waiting and the client reads none: past the limit, this response ends and frees its upstream socket.
+        stalled = setTimeout(() => fail(new Error('the client stopped reading')), opts.stallMs);
       }));
-      res.on('drain', () => up.resume());
+      res.on('drain', () => {
+        clearTimeout(stalled);
+        stalled = undefined;
+        up.resume();
+      });
     }));
     upstream.on('error', (err) => fail(err));
     upstream.on('close', guard(() => {
@@ -128,17 +148,30 @@ function switchingHeaders(headers: [string, string][]): [string, string][] {
   return headers.filter(([n]) => { const l = n.toLowerCase(); return l === 'connection' || l === 'upgrade' || !HOP_BY_HOP.has(l); });
 }
 
+/** How long a refused upgrade's answer may take to reach the client before both sockets are closed. */
+const REFUSED_LINGER_MS = 2000;
+/** At most this much of a refused upgrade's body is relayed (it is an error page, not a stream). */
+const REFUSED_MAX_BODY = 1 << 20;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
 /**
  * Passes a connection upgrade (WebSocket) through: the request goes upstream with its Connection/Upgrade and
- * the gateway's forwarding headers, the answer's head is read and validated (1xx skipped, bounded), then a
- * 101 and its bytes flow both ways; any other answer goes to the client with `connection: close`. Rejects
- * with an UpstreamError while nothing has been written to the client; the whole handshake has `timeoutMs`.
+ * the gateway's forwarding headers, the answer's head is read and validated (1xx skipped, bounded). Only
+ * after a 101 do the client's bytes (`head` and the rest) go upstream and `onSwitch` run: early bytes sent
+ * to an app that then refuses would be a second, unchecked request. Any other answer goes to the client
+ * with `connection: close`, then both sockets close. Rejects with an UpstreamError while nothing has been
+ * written to the client; the whole handshake has `timeoutMs`.
  */
-export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, ip: string, port: number, checked: Ok, opts: { tls: boolean; timeoutMs: number; maxHeaderBytes: number }): Promise<void> {
+export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, ip: string, port: number, checked: Ok, opts: { tls: boolean; timeoutMs: number; maxHeaderBytes: number; onSwitch: () => void }): Promise<void> {
   return new Promise((resolve, reject) => {
+    // Nothing from the client is read (nor relayed) until the app has said 101.
+    client.pause();
     const upstream = connect({ host: ip, port });
-    let state: 'handshake' | 'piping' | 'done' = 'handshake';
-    let buf = Buffer.alloc(0);
+    let state: 'handshake' | 'piping' | 'refused' | 'done' = 'handshake';
+    // The answer's head is reassembled from chunks; only new bytes (plus 3 of overlap) are searched.
+    let chunks: Buffer[] = [];
+    let size = 0;
+    let tail = Buffer.alloc(0);
     let informational = 0;
     const fail = (err: Error) => {
       if (state !== 'handshake') return void client.destroy();
@@ -149,21 +182,56 @@ export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
     };
     const timer = setTimeout(() => fail(bad('no answer to the upgrade in time')), opts.timeoutMs);
     upstream.on('error', (err) => fail(err));
-    upstream.on('close', () => (state === 'handshake' ? fail(bad('it closed the connection without answering the upgrade')) : client.destroy()));
+    upstream.on('close', () => {
+      if (state === 'handshake') return fail(bad('it closed the connection without answering the upgrade'));
+      // A refused upgrade's answer is flushed before the client goes (its timer destroys it if it never reads).
+      if (state === 'refused') return void client.end();
+      client.destroy();
+    });
     client.on('close', () => upstream.destroy());
     upstream.once('connect', () => {
       const headers = [...endToEnd(req.rawHeaders, new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'content-length'])), ...forwardedHeaders(req, checked.host, opts.tls)];
       headers.push(['Connection', 'Upgrade'], ['Upgrade', String(req.headers.upgrade ?? 'websocket')]);
       upstream.write(`${req.method} ${checked.path} HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
-      if (head.length) upstream.write(head);
     });
+    /** Relays at most the refused answer's body (its Content-Length, else what comes in time), then closes both. */
+    const refuseAfter = (rest: Buffer, headers: [string, string][]) => {
+      state = 'refused';
+      const cl = headers.find(([n]) => n.toLowerCase() === 'content-length')?.[1];
+      let left = cl !== undefined && /^\d{1,15}$/.test(cl.trim()) ? Math.min(Number(cl), REFUSED_MAX_BODY) : REFUSED_MAX_BODY;
+      const close = () => (client.destroy(), upstream.destroy());
+      setTimeout(close, REFUSED_LINGER_MS).unref();
+      const relay = (chunk: Buffer) => {
+        const part = chunk.subarray(0, left);
+        left -= part.length;
+        if (part.length) client.write(part);
+        if (left <= 0) {
+          upstream.off('data', relay);
+          upstream.destroy();
+          client.end();
+        }
+      };
+      upstream.on('data', relay);
+      relay(rest);
+    };
     const onData = (chunk: Buffer) => {
       try {
-        buf = Buffer.concat([buf, chunk]);
+        const probe = tail.length ? Buffer.concat([tail, chunk]) : chunk;
+        chunks.push(chunk);
+        size += chunk.length;
+        if (probe.indexOf(CRLFCRLF) < 0) {
+          if (size > opts.maxHeaderBytes) fail(bad('the answer to the upgrade has too large a head'));
+          tail = Buffer.from(probe.subarray(Math.max(0, probe.length - 3)));
+          return;
+        }
+        let buf = Buffer.concat(chunks, size);
         for (;;) {
-          const end = buf.indexOf('\r\n\r\n');
+          const end = buf.indexOf(CRLFCRLF);
           if (end < 0) {
-            if (buf.length > opts.maxHeaderBytes) fail(bad('the answer to the upgrade has too large a head'));
+            if (buf.length > opts.maxHeaderBytes) return fail(bad('the answer to the upgrade has too large a head'));
+            chunks = [buf];
+            size = buf.length;
+            tail = Buffer.from(buf.subarray(Math.max(0, buf.length - 3)));
             return;
           }
           if (end > opts.maxHeaderBytes) return fail(bad('the answer to the upgrade has too large a head'));
@@ -177,13 +245,20 @@ export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
           const switching = parsed.status === 101;
           const out = switching ? switchingHeaders(parsed.headers) : [...endToEnd(parsed.headers.flat()), ...parsed.headers.filter(([n]) => /^(transfer-encoding)$/i.test(n)), ['connection', 'close'] as [string, string]];
           upstream.off('data', onData);
-          state = 'piping';
           clearTimeout(timer);
           client.write(`HTTP/1.1 ${parsed.status} ${parsed.reason}\r\n${out.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+          chunks = [];
+          if (!switching) {
+            // Refused: the client's early bytes are dropped, never relayed (the app would parse them as a request).
+            refuseAfter(buf, parsed.headers);
+            return resolve();
+          }
+          state = 'piping';
+          opts.onSwitch();
           if (buf.length) client.write(buf);
           upstream.pipe(client);
-          // A refused upgrade is answered and the connection ends with it; only a 101 carries the client's bytes.
-          if (switching) client.pipe(upstream);
+          if (head.length) upstream.write(head);
+          client.pipe(upstream);
           // Sockets here allow half-open connections: once one side has ended, an app (or a client) that never
           // ends its own would hold the pair, its lease and its WebSocket slot for ever.
           const linger = () => setTimeout(() => (client.destroy(), upstream.destroy()), HALF_OPEN_MS).unref();

@@ -6,6 +6,7 @@ import { reportUnexpected } from '../boundary.ts';
 import type { Config } from '../config.ts';
 import { AppError, ERRORS } from '../errors.ts';
 import { answerClientError } from '../http/client-error.ts';
+import { clientKey, isLocal } from '../http/connection-limits.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -16,7 +17,7 @@ import { parsePreviewHost } from './hosts.ts';
 import { badRequestPage, notFoundPage, notListeningPage, privatePage, startingPage, wakeFailedPage } from './pages.ts';
 import type { PreviewTokens } from './preview-tokens.ts';
 import { isPrivate, previewAccess, stripPreviewCredentials } from './private.ts';
-import { BAD_UPSTREAM, isUpstreamError, proxyHttp, UPSTREAM_BUSY } from './proxy.ts';
+import { BAD_UPSTREAM, isUpstreamError, proxyHttp, UPSTREAM_BUSY, UPSTREAM_TIMEOUT } from './proxy.ts';
 import { Upstreams } from './upstreams.ts';
 import type { Waker } from './wake.ts';
 import { handleUpgrade } from './ws.ts';
@@ -77,6 +78,7 @@ function failure(err: unknown, port: number): { err: AppError; html: string; hea
     return { err, html: err.code === 'not_found' ? notFoundPage() : wakeFailedPage(err.message), headers: retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {} };
   }
   if (!isUpstreamError(err)) return undefined;
+  if (err.code === UPSTREAM_TIMEOUT) return { err: new AppError('gateway_timeout', `${err.message}; retry, or raise SANDBOXD_GATEWAY_UPSTREAM_HEADERS_TIMEOUT_S for a slow app`), html: wakeFailedPage(err.message), headers: {} };
   if (err.code === UPSTREAM_BUSY) return { err: new AppError('capacity', `${err.message}; retry shortly`), html: wakeFailedPage(err.message), headers: { 'retry-after': '2' } };
   if (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH') {
     // Running, but the app is not (yet) listening on this port.
@@ -149,6 +151,9 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     answer(req, res, new AppError('invalid_request', checked.why), badRequestPage(checked.why), { connection: 'close' }, checked.status);
   };
 
+  /** Proxied requests in flight per client address, sandbox and port, for SANDBOXD_GATEWAY_REQUESTS_PER_CLIENT. */
+  const inFlight = new Map<string, number>();
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     // A client that resets mid-body makes the request emit 'error'; it must reach no one.
     req.on('error', () => undefined);
@@ -173,6 +178,23 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       }
       stripPreviewCredentials(req, access.viaApiToken ?? false);
     }
+    // One client address holds at most this many of a preview's upstream requests (its 64 pooled sockets are
+    // everyone's). Loopback is a local proxy carrying everyone's traffic: not capped.
+    const address = req.socket.remoteAddress;
+    if (address && !isLocal(address)) {
+      const key = `${clientKey(address)} ${rec.id} ${port}`;
+      const n = inFlight.get(key) ?? 0;
+      if (n >= limits.requestsPerClient) {
+        gw.count('sandboxd_gateway_client_requests_refused_total', 'Preview requests refused because their client address already had its maximum in flight to that port.', {});
+        return answer(req, res, new AppError('rate_limited', `this address already has ${limits.requestsPerClient} requests in flight to this preview (SANDBOXD_GATEWAY_REQUESTS_PER_CLIENT); retry when they finish`), wakeFailedPage('too many requests in flight; retry shortly'), { 'retry-after': '2' });
+      }
+      inFlight.set(key, n + 1);
+      res.once('close', () => {
+        const left = (inFlight.get(key) ?? 1) - 1;
+        if (left > 0) inFlight.set(key, left);
+        else inFlight.delete(key);
+      });
+    }
     gw.touch(rec.id);
     const fail = (f: NonNullable<ReturnType<typeof failure>>) => {
       if (f.err.code === 'not_found') return answer(req, res, f.err, f.html);
@@ -188,7 +210,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     }
     if (!to) return;
     try {
-      await proxyHttp(req, res, { ...to, port }, checked, { queueWaitMs: config.gatewayQueueWaitS * 1000, tls: config.previewTls, maxHeaderBytes: limits.maxHeaderBytes });
+      await proxyHttp(req, res, { ...to, port }, checked, { queueWaitMs: config.gatewayQueueWaitS * 1000, tls: config.previewTls, maxHeaderBytes: limits.maxHeaderBytes, headersTimeoutMs: limits.upstreamHeadersTimeoutS * 1000, stallMs: limits.clientStallS * 1000 });
     } catch (err) {
       const f = failure(err, port);
       if (!f) throw err;

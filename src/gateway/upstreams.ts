@@ -45,6 +45,8 @@ export class Upstreams {
     if (old) this.drop(sandboxId, 'moved');
     // Bounded: the oldest entry goes first (its sandbox simply looks its address up again).
     while (this.entries.size >= this.maxEntries) this.drop(this.entries.keys().next().value!, 'evicted');
+    // `timeout` closes pooled sockets left idle that long (Node's agent destroys a free socket on it); on a
+    // socket in use it only emits 'timeout', deliberately unheard: proxy.ts bounds requests in use itself.
     const entry = { ip, version, agent: new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 60_000 }) };
     this.entries.set(sandboxId, entry);
     return entry;

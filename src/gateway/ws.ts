@@ -26,6 +26,8 @@ function refuse(socket: Socket, err: AppError, status: number = ERRORS[err.code]
 export function handleUpgrade(gw: Gateway, req: IncomingMessage, socket: Socket, head: Buffer): void {
   // Node removes its own listeners from an upgraded socket: without this a reset (ECONNRESET/EPIPE) ends the process.
   socket.on('error', () => socket.destroy());
+  // The socket still flows but nobody listens: bytes sent early would be lost. They wait until a 101.
+  socket.pause();
   const { config, log, metrics } = gw.deps;
   const limits = config.limits.gateway;
   // The whole handshake is bounded: a wake has its own hold time, the app its upgrade timeout.
@@ -60,15 +62,21 @@ async function run(gw: Gateway, req: IncomingMessage, socket: Socket, head: Buff
     gw.count('sandboxd_gateway_ws_refused_total', 'Preview WebSockets refused because the sandbox already has its maximum open.', {});
     return refuse(socket, new AppError('rate_limited', `this preview already has ${limits.wsPerSandbox} open WebSockets (SANDBOXD_PREVIEW_WS_PER_SANDBOX); close some and retry`), undefined, { 'retry-after': '5' });
   }
-  counts.set(rec.id, n + 1);
-  // Never throws: a lease the disk refuses is dropped and counted in Activity (the idle reaper may then miss this socket).
-  const lease = gw.deps.activity.openLease(rec.id, 'preview_ws');
-  socket.once('close', () => {
-    const left = (counts.get(rec.id) ?? 1) - 1;
-    if (left > 0) counts.set(rec.id, left);
-    else counts.delete(rec.id);
-    lease.release();
-  });
+  // The slot and the lease are taken only once the app said 101: a refused upgrade holds neither. Handshakes
+  // under way are not counted, so the cap can be passed by those few; each is bounded by its deadline.
+  const onSwitch = () => {
+    counts.set(rec.id, (counts.get(rec.id) ?? 0) + 1);
+    // Never throws: a lease the disk refuses is dropped and counted in Activity (the idle reaper may then miss this socket).
+    const lease = gw.deps.activity.openLease(rec.id, 'preview_ws');
+    const release = () => {
+      const left = (counts.get(rec.id) ?? 1) - 1;
+      if (left > 0) counts.set(rec.id, left);
+      else counts.delete(rec.id);
+      lease.release();
+    };
+    if (socket.destroyed) release();
+    else socket.once('close', release);
+  };
   let to: Awaited<ReturnType<Gateway['address']>>;
   try {
     to = await gw.address(req, undefined, rec, port);
@@ -78,7 +86,7 @@ async function run(gw: Gateway, req: IncomingMessage, socket: Socket, head: Buff
   }
   if (!to || socket.destroyed) return void socket.destroy();
   try {
-    await proxyUpgrade(req, socket, head, to.ip, port, checked, { tls: config.previewTls, timeoutMs: limits.upgradeTimeoutS * 1000, maxHeaderBytes: limits.maxHeaderBytes });
+    await proxyUpgrade(req, socket, head, to.ip, port, checked, { tls: config.previewTls, timeoutMs: limits.upgradeTimeoutS * 1000, maxHeaderBytes: limits.maxHeaderBytes, onSwitch });
   } catch (err) {
     if (!isUpstreamError(err)) throw err;
     if (err.code === BAD_UPSTREAM) gw.count('sandboxd_gateway_bad_upstream_total', 'Upstream answers that were not valid HTTP (answered 502).', {});

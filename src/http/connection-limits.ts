@@ -2,12 +2,12 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** True for an address of this host itself (a local proxy such as Traefik in the TLS profile, the operator's backend). */
-function isLocal(address: string): boolean {
+export function isLocal(address: string): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
 /** The key one client is counted under: its address, or its /64 for IPv6 (one host usually holds a whole /64). */
-function clientKey(address: string): string {
+export function clientKey(address: string): string {
   if (!address.includes(':') || address.startsWith('::ffff:')) return address;
   return address.split(':').slice(0, 4).join(':');
 }

@@ -50,6 +50,3 @@ export const PROCESS_STATUS = [
   '  else echo "$pid gone"; fi',
   'done',
 ].join('\n');
-
-/** Prints the last $1 bytes of the log of process key $0. */
-export const TAIL_LOG = `tail -c "$1" "${PROCESS_LOG_DIR}/$0.log" 2>/dev/null || true`;

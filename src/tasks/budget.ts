@@ -7,6 +7,11 @@ import type { TaskEventBody } from './events.ts';
  */
 export const RESERVED_EVENTS = 6;
 
+/** Output lines read per event of the rate (lines that yield no event are cheap, but not free). */
+export const LINES_PER_TOKEN = 40;
+/** Output bytes read per event of the rate: at the default 500/s, 32 MiB/s of output. */
+export const BYTES_PER_TOKEN = 64 << 10;
+
 /**
  * What a task may store of its agent's events: at most `maxEvents` in all and `maxBytes` of the agent's
  * (then one `truncated` event and nothing more of the agent's), at `perSecond` on average (a token bucket
@@ -60,6 +65,16 @@ export class EventBudget {
     this.refill();
     this.tokens -= kept.length;
     return kept;
+  }
+
+  /**
+   * Charges the rate for reading one output line of `bytes` bytes, whether or not it becomes an event (lines
+   * the normaliser ignores, or read after the cap, still cost the daemon work): LINES_PER_TOKEN lines or
+   * BYTES_PER_TOKEN bytes cost one event's worth, so a task cannot have its file read faster than that.
+   */
+  read(bytes: number): void {
+    this.refill();
+    this.tokens -= 1 / LINES_PER_TOKEN + bytes / BYTES_PER_TOKEN;
   }
 
   /** The daemon stored events of its own: the sequence number of the last one is the count. */

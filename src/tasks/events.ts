@@ -14,7 +14,7 @@ export interface Usage {
 /** How a task ended, as `GET .../tasks/{taskId}` and the `done` event report it. */
 export interface TaskOutcome {
   status: 'succeeded' | 'failed' | 'cancelled';
-  reason: 'agent_error' | 'agent_timeout' | 'cancelled' | 'sandbox_unavailable' | 'internal' | null;
+  reason: 'agent_error' | 'agent_timeout' | 'cancelled' | 'sandbox_unavailable' | 'internal' | 'output_too_large' | null;
   /** What went wrong, in words a user can act on; null on success. */
   error: string | null;
   /** The agent's final message. */

@@ -10,6 +10,57 @@ export interface EventSink {
   close(why: 'done' | 'gone' | 'error'): void;
 }
 
+/**
+ * Bytes of replay pages all streams may hold at once. A stream reserves a page's worth before it reads one
+ * from the store and gives it back once the page is written and drained, so streams whose clients do not
+ * read cost at most this much together: past it a stream waits for room instead of reading another page.
+ */
+export class ByteBudget {
+  private free: number;
+  private total: number;
+  private waiting: { bytes: number; wake: () => void }[] = [];
+
+  constructor(bytes: number) {
+    this.free = this.total = bytes;
+  }
+
+  /** Waits for `bytes` of room (or for `cancel` to settle: then answers undefined); call the answer to give it back. */
+  async take(bytes: number, cancel: Promise<void>): Promise<(() => void) | undefined> {
+    const want = Math.min(bytes, this.total); // a page bigger than the budget waits for all of it, not forever
+    if (!this.waiting.length && this.free >= want) return this.grant(want);
+    let resolve!: (release: () => void) => void;
+    const granted = new Promise<() => void>((r) => (resolve = r));
+    const entry = { bytes: want, wake: () => resolve(this.grant(want)) };
+    this.waiting.push(entry);
+    const got = await Promise.race([granted, cancel.then(() => undefined)]);
+    if (got) return got;
+    const at = this.waiting.indexOf(entry);
+    if (at >= 0) {
+      this.waiting.splice(at, 1);
+      this.next();
+    } else {
+      void granted.then((release) => release()); // granted as it was cancelled: give it straight back
+    }
+    return undefined;
+  }
+
+  private grant(bytes: number): () => void {
+    this.free -= bytes;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.free += bytes;
+      this.next();
+    };
+  }
+
+  /** Wakes waiters in order while their bytes fit (first come, first served: a big page is not starved). */
+  private next(): void {
+    while (this.waiting.length && this.free >= this.waiting[0]!.bytes) this.waiting.shift()!.wake();
+  }
+}
+
 /** Live events held for a stream at most; past it the stream reads them back from the store instead. */
 const HELD_MAX = 500;
 
@@ -35,10 +86,13 @@ export class EventFeed {
   private readonly read: (after: number, limit: number) => TaskEvent[];
   private readonly sink: EventSink;
   private readonly page: number;
+  private readonly budget: { bytes: ByteBudget; page: number } | undefined;
 
-  constructor(opts: { since: number; page: number; read: (after: number, limit: number) => TaskEvent[]; sink: EventSink }) {
+  /** `budget`: the shared replay budget and what one page may hold (its byte limit in the store read). */
+  constructor(opts: { since: number; page: number; read: (after: number, limit: number) => TaskEvent[]; sink: EventSink; budget?: { bytes: ByteBudget; page: number } }) {
     this.last = opts.since;
     this.page = opts.page;
+    this.budget = opts.budget;
     this.read = opts.read;
     this.sink = opts.sink;
     this.stopped = new Promise((resolve) => (this.onStopped = resolve));
@@ -73,34 +127,53 @@ export class EventFeed {
   /** Sends events until `done` has been sent or the stream is stopped; what it throws is the caller's to report. */
   async run(): Promise<void> {
     while (!this.closed) {
-      const batch = this.next();
-      if (!batch) {
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        this.wake = undefined;
-        continue;
-      }
-      for (const e of batch) {
+      // A page read from the store takes room in the shared budget until it is written and drained.
+      const release = this.budget && !this.followsOn() ? await this.budget.bytes.take(this.budget.page, this.stopped) : undefined;
+      try {
         if (this.closed) return;
-        if (e.seq <= this.last) continue;
-        this.last = e.seq;
-        const room = this.sink.send(e);
-        if (e.type === 'done') {
-          this.closed = true;
-          this.sink.close('done');
-          return;
+        const batch = this.next();
+        if (!batch) {
+          release?.(); // nothing read: an idle stream holds no room while it waits
+          await new Promise<void>((resolve) => (this.wake = resolve));
+          this.wake = undefined;
+          continue;
         }
-        if (!room) {
-          this.draining = true;
-          await Promise.race([this.sink.drained(), this.stopped]);
-          this.draining = false;
-        }
+        if (!(await this.send(batch))) return;
+      } finally {
+        release?.();
       }
     }
   }
 
+  /** Sends a batch, waiting whenever the socket is backed up; false once the stream is over. */
+  private async send(batch: TaskEvent[]): Promise<boolean> {
+    for (const e of batch) {
+      if (this.closed) return false;
+      if (e.seq <= this.last) continue;
+      this.last = e.seq;
+      const room = this.sink.send(e);
+      if (e.type === 'done') {
+        this.closed = true;
+        this.sink.close('done');
+        return false;
+      }
+      if (!room) {
+        this.draining = true;
+        await Promise.race([this.sink.drained(), this.stopped]);
+        this.draining = false;
+      }
+    }
+    return !this.closed;
+  }
+
+  /** The held live events follow on from the last one sent: the next batch needs no read from the store. */
+  private followsOn(): boolean {
+    return !this.behind && this.held.length > 0 && this.held[0]!.seq <= this.last + 1;
+  }
+
   /** The next events to send: held live ones that follow on, else a page from the store; undefined when there are none yet. */
   private next(): TaskEvent[] | undefined {
-    if (!this.behind && this.held.length && this.held[0]!.seq <= this.last + 1) {
+    if (this.followsOn()) {
       const batch = this.held;
       this.held = [];
       return batch;

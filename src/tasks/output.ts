@@ -123,7 +123,11 @@ export class OutputReader {
       type: 'truncated', reason: 'line_too_long', limit: this.o.maxLineBytes, line: n, bytes: line.bytes,
       message: `output line ${n} was ${line.bytes} bytes long, over SANDBOXD_TASK_MAX_LINE_BYTES (${this.o.maxLineBytes}): it was cut there and dropped up to its newline; the lines after it are read`,
     }];
-    if (n <= this.o.already || !bodies.length) return;
+    if (n <= this.o.already) return;
+    // Every line read past the recorded count costs the rate, events or not: a flood of ignored lines (or one
+    // after the cap) is paused like any other. Lines already read were charged by the daemon that read them.
+    this.o.budget.read('text' in line ? Buffer.byteLength(line.text) : line.bytes);
+    if (!bodies.length) return;
     const kept = this.o.budget.admit(bodies);
     if (!kept.length) return;
     this.batch.push(...kept);

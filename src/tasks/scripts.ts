@@ -25,29 +25,56 @@ export const CHECKPOINT = [
   'git rev-parse HEAD',
 ].join('\n');
 
-const TAIL = 'exec tail -n +1 --pid="$(cat "$d/pid")" -s 0.2 -f "$d/out.jsonl"';
+/** Follows the output file until the session leader $p has exited (the pid is read once, not per use). */
+const TAIL = 'exec tail -n +1 --pid="$p" -s 0.2 -f "$d/out.jsonl"';
 
 /**
- * Starts argv ($0 = task dir, $@ = the agent) in the app dir, in a session of its own so that it outlives
- * this exec and can be signalled as a group; stdin is closed (an open stdin makes OpenCode wait forever).
- * Prints the session leader's pid on the first line, then follows the agent's output like FOLLOW: one
- * exec from launch to the last line, so no output waits for a second exec to attach.
+ * Kills every process of the wrapper's session ($$) but the wrapper and the shell running this (found
+ * through /proc/self, which a redirection of the shell itself opens).
+ */
+const KILL_SESSION_BUT_ME = 'read -r me rest < /proc/self/stat; for q in /proc/[0-9]*; do n=${q#/proc/}; '
+  + 's=$(sed "s/.*) //" "$q/stat" 2>/dev/null | cut -d" " -f4); '
+  + '[ "$s" = "$$" ] && [ "$n" != "$$" ] && [ "$n" != "$me" ] && kill -KILL "$n" 2>/dev/null; done';
+
+/**
+ * The session leader around the agent ($0 = task dir, $1 = output cap in bytes, then the agent's argv).
+ * It catches TERM (its child, the agent, still gets the default action): on a cancel it outlives the agent,
+ * records its exit code, and only then lets tail end, so the grace period is the agent's. The agent's stdout
+ * goes through `head -c` into out.jsonl, so the file never passes the cap (the workspace is on the host's
+ * data disk); past it, `too_large` is written and the agent's whole session is killed.
+ * No single quote in here: it is embedded in one.
+ */
+const WRAPPER = [
+  'trap : TERM',
+  'echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid"',
+  'c=$1; shift',
+  '{ trap : TERM; "$@" < /dev/null 2> "$0/err.log"; echo $? > "$0/code"; } | { head -c $((c + 1)) > "$0/out.jsonl"; '
+    + `if [ "$(wc -c < "$0/out.jsonl")" -gt "$c" ]; then : > "$0/too_large"; ${KILL_SESSION_BUT_ME}; fi; }`,
+  'if [ -f "$0/code" ]; then cat "$0/code" > "$0/exit"; else echo 137 > "$0/exit"; fi',
+].join('\n');
+
+/**
+ * Starts argv ($0 = task dir, $1 = the output cap in bytes, then the agent) in the app dir, in a session of
+ * its own (WRAPPER) so that it outlives this exec and can be signalled as a group; stdin is closed (an open
+ * stdin makes OpenCode wait forever). Prints the session leader's pid on the first line, then follows the
+ * agent's output like FOLLOW: one exec from launch to the last line, so no output waits for a second exec.
  */
 export const LAUNCH_AND_FOLLOW = [
-  'd=$0',
+  'd=$0; cap=$1; shift',
   `mkdir -p "$d" ${APP_DIR} || exit 1`,
   `cd ${APP_DIR} || exit 1`,
-  'rm -f "$d/pid" "$d/exit" && : > "$d/out.jsonl" || exit 1',
+  'rm -f "$d/pid" "$d/exit" "$d/code" "$d/too_large" && : > "$d/out.jsonl" || exit 1',
   // The subshell makes the agent an orphan that init reaps: as a child of tail it would stay a zombie
   // when it ends, and tail --pid would wait for it forever.
-  // The wrapper catches TERM (its child, the agent, still gets the default action): on a cancel it outlives
-  // the agent, records its exit code, and only then lets tail end, so the grace period is the agent's.
-  `( setsid sh -c 'trap : TERM; echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid"; "$@" < /dev/null > "$0/out.jsonl" 2> "$0/err.log"; echo $? > "$0/exit"' "$d" "$@" < /dev/null > /dev/null 2>&1 & )`,
+  `( setsid sh -c '${WRAPPER}' "$d" "$cap" "$@" < /dev/null > /dev/null 2>&1 & )`,
   'i=0; while [ ! -s "$d/pid" ] && [ $i -lt 200 ]; do sleep 0.02; i=$((i+1)); done',
   '[ -s "$d/pid" ] || { echo "the agent did not start" >&2; exit 1; }',
-  'cat "$d/pid"',
+  'p=$(cat "$d/pid"); echo "$p"',
   TAIL,
 ].join('\n');
+
+/** Sets $p to the pid in the task's pid file when it is a number, else to nothing (the file is the sandbox's to write). */
+const READ_PID = 'p=$(head -c 32 "$d/pid" 2>/dev/null); case $p in ""|*[!0-9]*) p= ;; esac';
 
 /**
  * Prints the agent's output from its first line ($0 = task dir) as it is written, and ends once the agent
@@ -58,22 +85,30 @@ export const FOLLOW = [
   // A launch cut short by the daemon's death may still be writing the pid: give it a few seconds.
   'i=0; while [ ! -s "$d/pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
   '[ -s "$d/pid" ] || exit 3',
+  READ_PID,
+  '[ -n "$p" ] || exit 3',
   'touch "$d/out.jsonl"',
   TAIL,
 ].join('\n');
 
 /**
- * What a re-attach needs ($0 = task dir): the agent's pid, `exited` or `running`, then the agent's
- * environment one variable per line (to know which secrets to redact).
+ * What a re-attach needs ($0 = task dir): the agent's pid (empty when the file holds no number), then
+ * `exited` or `running`. The `exit` file is the sandbox's to write: it says `exited` only when no process
+ * is left in the session the pid leads, checked from here.
  */
 export const ATTACH_INFO = [
-  'pid=$(cat "$0/pid" 2>/dev/null); echo "$pid"',
-  'if [ -f "$0/exit" ]; then echo exited; else echo running; fi',
-  '[ -n "$pid" ] && tr "\\000" "\\n" < /proc/"$pid"/environ 2>/dev/null || true',
+  'd=$0',
+  READ_PID,
+  'echo "$p"',
+  'alive=',
+  'if [ -n "$p" ]; then for q in /proc/[0-9]*; do',
+  '  s=$(sed "s/.*) //" "$q/stat" 2>/dev/null | cut -d" " -f4); [ "$s" = "$p" ] && { alive=1; break; }',
+  'done; fi',
+  'if [ -f "$d/exit" ] && [ -z "$alive" ]; then echo exited; else echo running; fi',
 ].join('\n');
 
-/** Prints `<exit code or "none">` then the last 2 KB of the agent's stderr; $0 = task dir. */
-export const AGENT_EXIT = 'cat "$0/exit" 2>/dev/null || echo none\ntail -c 2000 "$0/err.log" 2>/dev/null || true';
+/** Prints `<exit code or "none">`, then `too_large` or `ok` (the output cap was reached), then the last 2 KB of the agent's stderr; $0 = task dir. */
+export const AGENT_EXIT = 'cat "$0/exit" 2>/dev/null || echo none\nif [ -f "$0/too_large" ]; then echo too_large; else echo ok; fi\ntail -c 2000 "$0/err.log" 2>/dev/null || true';
 
 /** The most paths a task's result lists in files_changed (a sandbox can create millions of files). */
 export const MAX_FILES_CHANGED = 1000;

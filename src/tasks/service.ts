@@ -13,7 +13,7 @@ import type { Store } from '../store/index.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import type { TaskRecord } from '../store/tasks.ts';
 import { ZERO_USAGE, type TaskEvent } from './events.ts';
-import { EventFeed, type EventSink } from './feed.ts';
+import { ByteBudget, EventFeed, type EventSink } from './feed.ts';
 import type { AgentName } from './normalise.ts';
 import type { TaskControl, TaskMessage } from './protocol.ts';
 
@@ -29,6 +29,8 @@ export interface TaskRequest {
 /** A replay reads the store a page at a time: this many events, or this many bytes of them. */
 const REPLAY_PAGE = 500;
 const REPLAY_PAGE_BYTES = 1 << 20;
+/** Replay pages all task streams may hold at once (see ByteBudget): 64 pages of REPLAY_PAGE_BYTES. */
+const REPLAY_BUDGET_BYTES = 64 << 20;
 
 /**
  * Agent tasks on the main thread: submits them to workers, relays the events workers have committed to
@@ -43,6 +45,8 @@ export class Tasks {
   private log: Logger;
   private metrics: Metrics | undefined;
   private listeners = new Map<string, Set<EventFeed>>();
+  /** Shared by every stream: what their replay pages may hold in memory together. */
+  private replayBudget = new ByteBudget(REPLAY_BUDGET_BYTES);
   private workers = new Map<string, MessagePort>();
   /** Set while the daemon shuts down: workers ended by the shutdown leave their tasks for the next daemon. */
   private closing = false;
@@ -114,7 +118,7 @@ export class Tasks {
    * or when the task is deleted. Answers a function that stops it (the client left), mid-replay too.
    */
   follow(taskId: string, since: number, sink: EventSink): () => void {
-    const feed = new EventFeed({ since, page: REPLAY_PAGE, read: (after, limit) => this.store.tasks.eventsAfter(taskId, after, limit, REPLAY_PAGE_BYTES), sink });
+    const feed = new EventFeed({ since, page: REPLAY_PAGE, read: (after, limit) => this.store.tasks.eventsAfter(taskId, after, limit, REPLAY_PAGE_BYTES), sink, budget: { bytes: this.replayBudget, page: REPLAY_PAGE_BYTES } });
     // Listen before reading the store: an event committed meanwhile arrives both ways and is sent once.
     let set = this.listeners.get(taskId);
     if (!set) this.listeners.set(taskId, (set = new Set()));

@@ -90,6 +90,25 @@ describe('private previews', () => {
     expect((await d.gateway(host(a), '/index.html', { headers: { cookie: 'sandboxed_preview=junk; sandboxed_preview=x.y' } })).status).toBe(401);
   });
 
+  it('opens with a valid preview cookie behind 40 junk ones of the same name (a sandbox app can set those)', async () => {
+    const { token } = await mint(a);
+    const junk = Array.from({ length: 40 }, (_, i) => `sandboxed_preview=${i % 2 ? 'junk' : `${token.slice(0, -3)}x${i}`}`).join('; ');
+    expect((await d.gateway(host(a), '/index.html', { headers: { cookie: `${junk}; sandboxed_preview=${token}` } })).status).toBe(200);
+    expect((await d.gateway(host(a), '/index.html', { headers: { cookie: junk } })).status).toBe(401);
+  });
+
+  it('refuses a token with anything after its two parts, and never puts more than a verified token into the cookie', async () => {
+    const { token } = await mint(a);
+    for (const extra of ['.x', '.x;%20Domain=preview.localhost', ';%20Domain=preview.localhost', '%0d%0aSet-Cookie:%20a=b', '%20', '.']) {
+      const r = await d.gateway(host(a), `/?token=${token}${extra}`);
+      expect(r.status, extra).toBe(401);
+      expect(r.headers['set-cookie'], extra).toBeUndefined();
+    }
+    const ok = await d.gateway(host(a), `/?token=${token}`);
+    expect((ok.headers['set-cookie'] as string[])[0]!.split(';')[0]).toBe(`sandboxed_preview=${token}`);
+    expect(d.output).not.toMatch(/unexpected error|ERR_INVALID_CHAR/i);
+  });
+
   it('answers unparseable targets with 400 (no crash), accepts a same-host absolute-form, and never redirects off the preview', async () => {
     const raw = (target: string) => new Promise<string>((resolve) => {
       const sock = connect({ host: '127.0.0.1', port: d.gatewayPort });
