@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { openWebSocket } from '../support/ws.ts';
 import { ByteBudget } from '../../src/tasks/feed.ts';
 import { eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
 
@@ -9,19 +9,6 @@ async function execSessions(d: Daemon): Promise<number> {
   return Number(m?.[1] ?? -1);
 }
 
-/** Opens a WebSocket; answers it, or the HTTP status it was refused with. */
-function connect(url: string): Promise<{ ws?: WebSocket; status?: number; body?: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.once('open', () => resolve({ ws }));
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    });
-    ws.once('error', reject);
-  });
-}
 
 describe('exec abuse: control routes, control frames and task streams are bounded', () => {
   let d: Daemon;
@@ -77,7 +64,7 @@ describe('exec abuse: control routes, control frames and task streams are bounde
 
   it('a flood of signal frames then a close ends the command at once: the hang-up and kill jump the queue', async () => {
     const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
-    const { ws } = await connect(`${wsBase}/v1/sandboxes/${id}/exec/ws`);
+    const { ws } = await openWebSocket(`${wsBase}/v1/sandboxes/${id}/exec/ws`);
     // The command ignores USR1 (inherited by sleep), so every frame is a signal to deliver, and none ends it.
     ws!.send(JSON.stringify({ cmd: ['sh', '-c', "trap '' USR1; echo ready; exec sleep 600"] }));
     await new Promise<void>((resolve) => ws!.on('message', (m) => String(m).includes('ready') && resolve()));
@@ -111,7 +98,7 @@ describe('exec abuse: control routes, control frames and task streams are bounde
     const sse = await d.api('GET', events);
     expect(sse.status).toBe(429);
     expect(sse.body.error.message).toMatch(/SANDBOXD_SESSIONS_PER_TENANT=2/);
-    const ws = await connect(`${wsBase}${events}`);
+    const ws = await openWebSocket(`${wsBase}${events}`);
     expect(ws.status).toBe(429);
     expect(ws.body).toMatch(/SANDBOXD_SESSIONS_PER_TENANT=2/);
     // Processes can still be listed and ended (they count live sessions only), which gives the slots back.

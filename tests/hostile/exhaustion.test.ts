@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { openWebSocket } from '../support/ws.ts';
 import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';
 
 const SLEEP = ['sleep', '600'];
@@ -38,19 +39,6 @@ async function sseExec(d: Daemon, id: string, aborts: AbortController[]): Promis
   return res;
 }
 
-/** Opens a WebSocket; answers it, or the HTTP status and headers it was refused with. */
-function connect(url: string): Promise<{ ws?: WebSocket; status?: number; retryAfter?: string; body?: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.once('open', () => resolve({ ws }));
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'] as string | undefined, body }));
-    });
-    ws.once('error', reject);
-  });
-}
 
 /**
  * Pushes stdin at a session whose command never reads it, for a few seconds, as fast as the daemon takes it.
@@ -118,7 +106,7 @@ describe('exhaustion: the exec pool is bounded and the reapers keep their own po
       expect(r.body.error.message).toMatch(/exec worker pool is full.*SANDBOXD_EXEC_PER_THREAD 4/);
       expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
     }
-    const ws = await connect(`${d.url.replace('http', 'ws')}/v1/sandboxes/${busy}/terminal`);
+    const ws = await openWebSocket(`${d.url.replace('http', 'ws')}/v1/sandboxes/${busy}/terminal`);
     expect(ws.status).toBe(429);
     expect(Number(ws.retryAfter)).toBeGreaterThan(0);
     for (const r of await Promise.all(queued)) {
@@ -158,7 +146,7 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
    */
   const floodSession = async (path: string, start: string | Buffer, chunk: string | Buffer) => {
     const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
-    const { ws } = await connect(`${wsBase}/v1/sandboxes/${id}/${path}`);
+    const { ws } = await openWebSocket(`${wsBase}/v1/sandboxes/${id}/${path}`);
     ws!.send(start);
     await new Promise((r) => setTimeout(r, 1000));
     const r = await flood(ws!, d.proc.pid!, () => ws!.send(chunk), chunk.length);
@@ -190,7 +178,7 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
     expect(refusedSync!.body.error.message).toMatch(/SANDBOXD_SESSIONS_PER_SANDBOX=3/);
     expect(Number(refusedSync!.headers.get('retry-after'))).toBeGreaterThan(0);
     for (const path of [`/v1/sandboxes/${a}/exec/ws`, `/v1/sandboxes/${a}/terminal`]) {
-      const refused = await connect(`${wsBase}${path}`);
+      const refused = await openWebSocket(`${wsBase}${path}`);
       expect(refused.status).toBe(429);
       expect(refused.body).toMatch(/SANDBOXD_SESSIONS_PER_SANDBOX=3/);
       expect(Number(refused.retryAfter)).toBeGreaterThan(0);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SECRETS, redactor, secretValues } from '../../src/tasks/redact.ts';
 import { Daemon, startDaemon } from '../support/daemon.ts';
-import { TASK_DAEMON_ENV, waitForTask } from '../support/tasks.ts';
+import { sandboxWithStandIn, TASK_DAEMON_ENV, waitForTask } from '../support/tasks.ts';
 
 /**
  * Findings of an attacker's review of agent tasks (issue #11): an agent (a stand-in `claude` on the sandbox's
@@ -25,14 +25,6 @@ afterAll(async () => {
   await d?.cleanup();
 });
 
-async function sandboxWithAgent(script: string): Promise<string> {
-  const r = await d.api('POST', '/v1/sandboxes', { env: { PATH: '/home/sandbox/bin:/usr/local/bin:/usr/bin:/bin' } });
-  expect(r.status, r.text).toBe(201);
-  const put = await d.api('POST', `/v1/sandboxes/${r.body.id}/exec`, { cmd: ['sh', '-c', 'mkdir -p ~/bin && cat > ~/bin/claude && chmod +x ~/bin/claude'], stdin: script });
-  expect(put.body.exit_code, put.text).toBe(0);
-  return r.body.id;
-}
-
 describe('agent task abuse', () => {
   it('redaction: one pass per string for all secrets, longest first, and at most MAX_SECRETS of them', () => {
     const env: Record<string, string> = { A_TOKEN: 'abcdefgh', B_TOKEN: 'abcdefghijkl', PLAIN: 'abcdefghijklmnop' };
@@ -43,7 +35,7 @@ describe('agent task abuse', () => {
   });
 
   it('lines that yield no event are charged to the events-per-second rate: 40,000 ignored lines take seconds to read, not a burst', async () => {
-    const id = await sandboxWithAgent(IGNORED_LINES_AGENT);
+    const id = await sandboxWithStandIn(d, IGNORED_LINES_AGENT);
     const t0 = Date.now();
     const submit = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'ignored lines', agent: 'claude', timeout_s: 120 });
     expect(submit.status, submit.text).toBe(202);
@@ -56,7 +48,7 @@ describe('agent task abuse', () => {
   }, 120_000);
 
   it('an agent whose output file passes SANDBOXD_TASK_MAX_OUTPUT_MB is killed and the task fails output_too_large; the file stays at the cap', async () => {
-    const id = await sandboxWithAgent(FILLING_AGENT);
+    const id = await sandboxWithStandIn(d, FILLING_AGENT);
     const submit = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'fill', agent: 'claude', timeout_s: 120 });
     expect(submit.status, submit.text).toBe(202);
     const task = await waitForTask(d, id, submit.body.id, 100_000);
@@ -69,7 +61,7 @@ describe('agent task abuse', () => {
   }, 120_000);
 
   it('an agent that writes its own exit file cannot lift its deadline across a graceful restart: the task ends agent_timeout', async () => {
-    const id = await sandboxWithAgent(DEADLINE_LIFTING_AGENT);
+    const id = await sandboxWithStandIn(d, DEADLINE_LIFTING_AGENT);
     const submit = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'forever', agent: 'claude', timeout_s: 15 });
     expect(submit.status, submit.text).toBe(202);
     await new Promise((r) => setTimeout(r, 4000));

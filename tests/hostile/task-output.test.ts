@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Daemon, startDaemon } from '../support/daemon.ts';
-import { readEvents, TASK_DAEMON_ENV, waitForTask, type SseEvent } from '../support/tasks.ts';
+import { readEvents, sandboxWithStandIn, TASK_DAEMON_ENV, waitForTask, type SseEvent } from '../support/tasks.ts';
 
 /**
  * Stand-ins for the `claude` CLI on the sandbox's PATH (like bench/tasks.ts). The hostile one writes, as
@@ -84,14 +84,6 @@ afterAll(async () => {
   await d?.cleanup();
 });
 
-async function sandboxWithAgent(script: string): Promise<string> {
-  const r = await d.api('POST', '/v1/sandboxes', { env: { PATH: '/home/sandbox/bin:/usr/local/bin:/usr/bin:/bin' } });
-  expect(r.status, r.text).toBe(201);
-  const put = await d.api('POST', `/v1/sandboxes/${r.body.id}/exec`, { cmd: ['sh', '-c', 'mkdir -p ~/bin && cat > ~/bin/claude && chmod +x ~/bin/claude'], stdin: script });
-  expect(put.body.exit_code, put.text).toBe(0);
-  return r.body.id;
-}
-
 type Sse = SseEvent;
 
 /** Reads an SSE stream to its end (see readEvents for `slow` and `onEvent`). */
@@ -103,8 +95,8 @@ async function sse(path: string, opts: { onEvent?: (e: Sse) => void; slow?: bool
 
 describe('hostile task output', () => {
   it('a 300 MiB line and a million lines in one task: the neighbour task keeps streaming, /healthz answers within 1 s, the task ends done with truncated, its events are capped and replay whole', async () => {
-    const hostile = await sandboxWithAgent(HOSTILE_AGENT);
-    const neighbour = await sandboxWithAgent(TICKING_AGENT);
+    const hostile = await sandboxWithStandIn(d, HOSTILE_AGENT);
+    const neighbour = await sandboxWithStandIn(d, TICKING_AGENT);
 
     const ticks: number[] = [];
     const nTask = await d.api('POST', `/v1/sandboxes/${neighbour}/tasks`, { prompt: 'tick', agent: 'claude' });
@@ -195,7 +187,7 @@ describe('hostile task output', () => {
   }, 420_000);
 
   it('kill -9 while the flood is being stored: the restarted daemon re-reads the huge file through the same caps and every event is stored once', async () => {
-    const id = await sandboxWithAgent(HOSTILE_WAITING_AGENT);
+    const id = await sandboxWithStandIn(d, HOSTILE_WAITING_AGENT);
     const submit = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'flood', agent: 'claude', timeout_s: 600 });
     expect(submit.status, submit.text).toBe(202);
     const taskId = submit.body.id as string;
@@ -230,7 +222,7 @@ describe('hostile task output', () => {
   }, 300_000);
 
   it('replays are paced by the client: 10 clients that stop reading a 150 MB replay leave the daemon\'s memory flat, and a reading client still gets it whole', async () => {
-    const id = await sandboxWithAgent(BIG_EVENTS_AGENT);
+    const id = await sandboxWithStandIn(d, BIG_EVENTS_AGENT);
     const submit = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'big', agent: 'claude' });
     expect(submit.status, submit.text).toBe(202);
     const task = await waitForTask(d, id, submit.body.id);

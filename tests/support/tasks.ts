@@ -118,3 +118,15 @@ export async function agentProcesses(d: Daemon, sandboxId: string): Promise<stri
   const r = await d.api('POST', `/v1/sandboxes/${sandboxId}/exec`, { cmd: ['sh', '-c', 'ps -eo pid,args | grep -E "[c]laude|[o]pencode" || true'] });
   return String(r.body.stdout).trim();
 }
+
+/**
+ * A sandbox whose `claude` is the given script (on ~/bin, first on its PATH): a stand-in agent that prints
+ * whatever a test needs, hostile output included. Answers the sandbox id.
+ */
+export async function sandboxWithStandIn(d: Daemon, script: string): Promise<string> {
+  const r = await d.api('POST', '/v1/sandboxes', { env: { PATH: '/home/sandbox/bin:/usr/local/bin:/usr/bin:/bin' } });
+  if (r.status !== 201) throw new Error(`create answered ${r.status}: ${r.text}`);
+  const put = await d.api('POST', `/v1/sandboxes/${r.body.id}/exec`, { cmd: ['sh', '-c', 'mkdir -p ~/bin && cat > ~/bin/claude && chmod +x ~/bin/claude'], stdin: script });
+  if (put.body.exit_code !== 0) throw new Error(`installing the stand-in agent failed: ${put.text}`);
+  return r.body.id;
+}
