@@ -48,7 +48,10 @@ const WRAPPER = [
   'trap : TERM',
   'echo $$ > "$0/pid.tmp" && mv "$0/pid.tmp" "$0/pid"',
   'c=$1; shift',
-  '{ trap : TERM; "$@" < /dev/null 2> "$0/err.log"; echo $? > "$0/code"; } | { head -c $((c + 1)) > "$0/out.jsonl"; '
+  // head writes a file through stdio, which holds output back in 4 KiB blocks: unbuffered (stdbuf, where the
+  // image has coreutils' one), each line reaches the file, and the client, as the agent prints it.
+  'h=head; command -v stdbuf > /dev/null 2>&1 && h="stdbuf -o0 head"',
+  '{ trap : TERM; "$@" < /dev/null 2> "$0/err.log"; echo $? > "$0/code"; } | { $h -c $((c + 1)) > "$0/out.jsonl"; '
     + `if [ "$(wc -c < "$0/out.jsonl")" -gt "$c" ]; then : > "$0/too_large"; ${KILL_SESSION_BUT_ME}; fi; }`,
   'if [ -f "$0/code" ]; then cat "$0/code" > "$0/exit"; else echo 137 > "$0/exit"; fi',
 ].join('\n');

@@ -134,7 +134,9 @@ describe('hostile task output', () => {
     const maxHealthz = Math.max(...healthz);
     console.log(`[task-output] hostile phase ${((t1 - t0) / 1000).toFixed(1)} s; neighbour events meanwhile ${during.length - 2}, longest gap ${maxGap} ms; /healthz samples ${healthz.length}, max ${maxHealthz.toFixed(1)} ms`);
     expect(during.length - 2).toBeGreaterThan(10);
-    expect(maxGap).toBeLessThan(10_000);
+    // It prints every 100 ms: a silence of seconds means its events were held back on the way (a stalled task
+    // thread, or output buffered in the sandbox before it reaches the file), which every task would suffer.
+    expect(maxGap).toBeLessThan(3000);
     expect(healthz.length).toBeGreaterThan(5);
     expect(maxHealthz).toBeLessThan(1000);
 
