@@ -42,3 +42,8 @@ export class AppError extends Error {
     return ERRORS[this.code].retryable;
   }
 }
+
+/** The error envelope every client sees, on every listener: `{error: {code, message, retryable, details?, request_id}}`. */
+export function errorEnvelope(err: AppError, requestId: string): { error: Record<string, unknown> } {
+  return { error: { code: err.code, message: err.message, retryable: err.retryable, ...(err.details ? { details: err.details } : {}), request_id: requestId } };
+}

@@ -1,4 +1,4 @@
-import { isIPv6 } from 'node:net';
+import { clientKey } from '../http/client-address.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AuditEntry } from '../store/audit.ts';
@@ -72,7 +72,7 @@ export class AuthFailures {
 
   /** Counts one failed attempt; answers the Retry-After seconds when the address is now over its limit. */
   fail(remote: string | undefined, at: AttemptContext, now = Date.now()): number | undefined {
-    const key = addressKey(remote);
+    const key = clientKey(remote);
     let t = this.byAddress.get(key);
     if (t) this.byAddress.delete(key); // re-inserted below: Map order is least recently seen first
     else {
@@ -137,18 +137,4 @@ export class AuthFailures {
       this.auditFailing = true;
     }
   }
-}
-
-/** The key an address is limited by: IPv4 as is (also when IPv4-mapped), IPv6 by its /64. */
-export function addressKey(remote: string | undefined): string {
-  if (!remote) return 'unknown';
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(remote);
-  if (mapped) return mapped[1]!;
-  const bare = remote.split('%')[0]!;
-  if (!isIPv6(bare)) return bare;
-  const [head = '', tail] = bare.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
-  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError, ERRORS } from '../errors.ts';
+import { AppError, errorEnvelope } from '../errors.ts';
 
 /** Reads a request body, refusing it with 413 before buffering when it is (or grows) larger than `max`. */
 export async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
@@ -42,8 +42,5 @@ export function sendError(res: ServerResponse, err: AppError, requestId: string,
     res.destroy();
     return;
   }
-  const { status, retryable } = ERRORS[err.code];
-  sendJson(res, status, {
-    error: { code: err.code, message: err.message, retryable, ...(err.details ? { details: err.details } : {}), request_id: requestId },
-  }, headers);
+  sendJson(res, err.status, errorEnvelope(err, requestId), headers);
 }

@@ -1,7 +1,8 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { AppError, ERRORS } from '../errors.ts';
+import { AppError, errorEnvelope } from '../errors.ts';
+import { answerRaw } from '../http/raw-answer.ts';
 import { reportUnexpected } from '../boundary.ts';
 import { decodeComponent, parseTarget } from '../http/target.ts';
 import type { Authenticator } from './auth.ts';
@@ -12,11 +13,7 @@ const HANDSHAKE_TIMEOUT_MS = 15_000;
 
 /** Answers a refused upgrade with the usual error envelope, as plain HTTP on the raw socket. */
 function refuse(socket: Duplex, err: AppError, requestId: string): void {
-  const body = JSON.stringify({ error: { code: err.code, message: err.message, retryable: ERRORS[err.code].retryable, ...(err.details ? { details: err.details } : {}), request_id: requestId } });
-  const status = ERRORS[err.code].status;
-  if (!socket.writable) return void socket.destroy();
-  socket.end(`HTTP/1.1 ${status} ${err.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}${err.retryAfterS !== undefined ? `\r\nretry-after: ${err.retryAfterS}` : ''}\r\nconnection: close\r\n\r\n${body}`);
-  setTimeout(() => socket.destroy(), 5000).unref();
+  answerRaw(socket, err.status, JSON.stringify(errorEnvelope(err, requestId)), { 'x-request-id': requestId, ...(err.retryAfterS !== undefined ? { 'retry-after': String(err.retryAfterS) } : {}) });
 }
 
 /** Serves WebSocket routes on the API server; any other upgrade is refused. */

@@ -4,9 +4,9 @@ import type { Duplex } from 'node:stream';
 import type { Authenticator } from '../api/auth.ts';
 import { reportUnexpected } from '../boundary.ts';
 import type { Config } from '../config.ts';
-import { AppError, ERRORS } from '../errors.ts';
+import { AppError, ERRORS, errorEnvelope } from '../errors.ts';
 import { answerClientError } from '../http/client-error.ts';
-import { clientKey, isLocal } from '../http/connection-limits.ts';
+import { clientKey, isLocal } from '../http/client-address.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -66,7 +66,7 @@ function answer(req: IncomingMessage, res: ServerResponse, err: AppError, html: 
     res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...headers });
     return void res.end(html);
   }
-  const body = JSON.stringify({ error: { code: err.code, message: err.message, retryable: ERRORS[err.code].retryable, request_id: 'gateway' } });
+  const body = JSON.stringify(errorEnvelope(err, 'gateway'));
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
   res.end(body);
 }
@@ -133,11 +133,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       return upstreams.bind(rec.id, sandboxes.get(rec.id)?.version ?? rec.version, ip);
     },
     count(name, help, labels) {
-      try {
-        metrics?.inc(name, help, labels);
-      } catch {
-        // counting is best effort
-      }
+      metrics?.inc(name, help, labels);
     },
     touch(sandboxId) {
       // Never throws: a write the disk refuses is dropped and counted there (sandboxd_dropped_writes_total).

@@ -1,7 +1,8 @@
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { reportUnexpected } from '../boundary.ts';
-import { AppError, ERRORS } from '../errors.ts';
+import { AppError, errorEnvelope } from '../errors.ts';
+import { answerRaw } from '../http/raw-answer.ts';
 import { errorMessage } from '../log.ts';
 import { checkRequest } from './framing.ts';
 import { isPrivate, previewAccess, stripPreviewCredentials } from './private.ts';
@@ -9,13 +10,8 @@ import { BAD_UPSTREAM, isUpstreamError, proxyUpgrade } from './proxy.ts';
 import type { Gateway } from './server.ts';
 
 /** Answers a refused upgrade on the raw socket (the error envelope, `connection: close`), then lets it go. */
-function refuse(socket: Socket, err: AppError, status: number = ERRORS[err.code].status, extra: Record<string, string> = {}): void {
-  if (!socket.writable) return void socket.destroy();
-  const body = JSON.stringify({ error: { code: err.code, message: err.message, retryable: ERRORS[err.code].retryable, request_id: 'gateway' } });
-  const headers = Object.entries({ 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), ...extra, connection: 'close' });
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`);
-  // A client that never reads its answer must not keep the socket.
-  setTimeout(() => socket.destroy(), 5000).unref();
+function refuse(socket: Socket, err: AppError, status: number = err.status, extra: Record<string, string> = {}): void {
+  answerRaw(socket, status, JSON.stringify(errorEnvelope(err, 'gateway')), extra);
 }
 
 /**

@@ -1,12 +1,14 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { AppError, errorEnvelope } from '../errors.ts';
+import { answerRaw } from './raw-answer.ts';
 
 /** The status for a request the HTTP parser refused, by Node's error code. */
-function statusFor(code: string | undefined): [number, string] {
-  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'Request Header Fields Too Large'];
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') return [408, 'Request Timeout'];
-  if (code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') return [413, 'Content Too Large'];
-  return [400, 'Bad Request'];
+function statusFor(code: string | undefined): number {
+  if (code === 'HPE_HEADER_OVERFLOW') return 431;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') return 408;
+  if (code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') return 413;
+  return 400;
 }
 
 /**
@@ -24,13 +26,11 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, re
       socket.destroy();
       return 0;
     }
-    const [status, text] = statusFor(err.code);
+    const status = statusFor(err.code);
     const given = (err as { reason?: unknown }).reason;
     const reason = typeof given === 'string' ? given : 'malformed request';
-    const body = JSON.stringify({ error: { code: 'invalid_request', message: `the request could not be parsed (${err.code ?? 'error'}: ${reason}); send a well-formed HTTP/1.1 request`, retryable: false, request_id: requestId } });
-    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
-    // A client that never reads its answer must not keep the socket.
-    setTimeout(() => socket.destroy(), 5000).unref();
+    const refused = new AppError('invalid_request', `the request could not be parsed (${err.code ?? 'error'}: ${reason}); send a well-formed HTTP/1.1 request`);
+    answerRaw(socket, status, JSON.stringify(errorEnvelope(refused, requestId)), { 'x-request-id': requestId });
     return status;
   } catch {
     socket.destroy();

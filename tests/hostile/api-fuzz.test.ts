@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../support/daemon.ts';
-import { maliciousRequests, runAll, type Outcome } from '../support/http-fuzz.ts';
+import { fuzzListener } from '../support/fuzz-listener.ts';
+import { maliciousRequests } from '../support/http-fuzz.ts';
 import { prng } from '../support/prng.ts';
 
 const SEED = Number(process.env.HOSTILE_SEED ?? 13);
 const N = 5000;
-const BATCH = 50;
 
 describe('API raw-socket fuzzing', () => {
   let d: Daemon;
@@ -19,7 +19,6 @@ describe('API raw-socket fuzzing', () => {
   afterAll(() => d?.cleanup());
 
   it(`survives ${N} malformed or adversarial requests over raw sockets: only 4xx, answers or closed connections, same pid (seed ${SEED})`, async () => {
-    const pid = d.proc.pid;
     const normal = async () => (await d.api('GET', `/v1/sandboxes/${id}`)).body?.name === 'fuzzed' && (await d.api('GET', '/healthz')).text === 'ok';
     const paths = [
       '/healthz', '/readyz', '/v1/sandboxes', `/v1/sandboxes/${id}`, `/v1/sandboxes/${id.toLowerCase()}/exec`, `/v1/sandboxes/${id}/exec/ws`,
@@ -28,30 +27,15 @@ describe('API raw-socket fuzzing', () => {
     ];
     const hosts = [`127.0.0.1:${d.port}`, 'localhost', 'evil.example', ''];
     const scripts = maliciousRequests(prng(SEED), { hosts, paths }, N);
-    const stalled = scripts.filter((s) => s.stalls);
-    const fast = scripts.filter((s) => !s.stalls);
-    const slowRun = runAll(d.port, stalled, 40, { quietMs: 20_000, maxMs: 20_000 });
-
-    const failures: string[] = [];
-    const judge = (o: Outcome) => {
-      const fiveXX = o.statuses.filter((s) => s >= 500);
-      if (fiveXX.length) failures.push(`${o.kind}: answered ${fiveXX.join(',')}: ${o.bytes.toString('latin1').slice(0, 300)}`);
-      if (!o.closed && !o.statuses.length) failures.push(`${o.kind}: neither answered nor closed`);
-    };
-    for (let i = 0; i < fast.length; i += BATCH) {
-      (await runAll(d.port, fast.slice(i, i + BATCH), BATCH, { quietMs: 150 })).forEach(judge);
-      expect(d.proc.exitCode, `daemon exited after batch ${i / BATCH}:\n${d.output.slice(-3000)}`).toBeNull();
-      expect(d.proc.pid).toBe(pid);
-      expect(await normal(), `a normal request failed after batch ${i / BATCH}`).toBe(true);
-      expect(d.output.match(/.*(unhandled|uncaught|unexpected error).*/i)?.[0], `after batch ${i / BATCH}`).toBeUndefined();
-      if (failures.length > 20) break;
-    }
-    for (const o of await slowRun) {
-      judge(o);
-      if (!o.closed) failures.push(`${o.kind}: a stalled client was never cut off`);
-    }
+    const { failures, stalled } = await fuzzListener(d, d.port, scripts, {
+      normal,
+      fault: (o) => {
+        const fiveXX = o.statuses.filter((s) => s >= 500);
+        return fiveXX.length ? `answered ${fiveXX.join(',')}: ${o.bytes.toString('latin1').slice(0, 300)}` : undefined;
+      },
+    });
     expect(failures.slice(0, 20)).toEqual([]);
-    expect(stalled.length).toBeGreaterThan(50);
+    expect(stalled).toBeGreaterThan(50);
     expect(await normal()).toBe(true);
     expect(d.output).not.toMatch(/unhandled|uncaught|unexpected error/i);
     const metrics = (await d.api('GET', '/metrics')).text;

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../support/daemon.ts';
-import { maliciousRequests, runAll, type Outcome } from '../support/http-fuzz.ts';
+import { fuzzListener } from '../support/fuzz-listener.ts';
+import { maliciousRequests, type Outcome } from '../support/http-fuzz.ts';
 import { prng } from '../support/prng.ts';
 
 const SEED = Number(process.env.HOSTILE_SEED ?? 11);
 const N = 5000;
-const BATCH = 50;
 
 /** The gateway's own answers carry its error envelope or one of its pages; an app's never do. */
 const fromGateway = (o: Outcome) => /"request_id":"gateway"|<main><h1>/.test(o.bytes.toString('latin1'));
@@ -25,7 +25,6 @@ describe('gateway raw-socket fuzzing', () => {
   afterAll(() => d?.cleanup());
 
   it(`survives ${N} malformed or adversarial requests to public, private and unknown previews: only 4xx, proxied answers or closed connections (seed ${SEED})`, async () => {
-    const pid = d.proc.pid;
     const normal = async () => {
       const r = await d.gateway(host(pub), '/index.html');
       return r.status === 200 && r.body.includes('hello from the sandboxed test image');
@@ -33,35 +32,16 @@ describe('gateway raw-socket fuzzing', () => {
     expect(await normal()).toBe(true);
     const hosts = [host(pub), host(pub).toUpperCase(), `${host(pub)}:${d.gatewayPort}`, host(priv), host('01ARZ3NDEKTSV4RRFFQ69G5FAV'), 'nope.example', 'localhost', `s-${pub}-9.preview.localhost`];
     const scripts = maliciousRequests(prng(SEED), { hosts, paths: ['/', '/index.html', '/nope', '/index.html?a=1&b=%20', '/?token=x', '/a/../index.html'] }, N);
-    const stalled = scripts.filter((s) => s.stalls);
-    const fast = scripts.filter((s) => !s.stalls);
     // Stalled clients (slowloris, bodies that never finish) run alongside: the gateway must close each one itself.
-    const slowRun = runAll(d.gatewayPort, stalled, 40, { quietMs: 20_000, maxMs: 20_000 });
-
-    const failures: string[] = [];
-    const judge = (o: Outcome) => {
-      const fiveXX = o.statuses.filter((s) => s >= 500);
-      if (fiveXX.length && fromGateway(o)) failures.push(`${o.kind}: gateway answered ${fiveXX.join(',')}: ${o.bytes.toString('latin1').slice(0, 200)}`);
-      if (!o.closed && !o.statuses.length) failures.push(`${o.kind}: neither answered nor closed`);
-    };
-    const started = Date.now();
-    for (let i = 0; i < fast.length; i += BATCH) {
-      (await runAll(d.gatewayPort, fast.slice(i, i + BATCH), BATCH, { quietMs: 150 })).forEach(judge);
-      expect(d.proc.exitCode, `daemon exited after batch ${i / BATCH}:\n${d.output.slice(-3000)}`).toBeNull();
-      expect(d.proc.pid).toBe(pid);
-      expect(await normal(), `a normal preview request failed after batch ${i / BATCH}`).toBe(true);
-      // The daemon's last-resort handler keeps it alive, so an escaped error shows only in its log.
-      const escaped = d.output.match(/.*(unhandled|uncaught|unexpected error).*/i)?.[0];
-      expect(escaped === undefined, `after batch ${i / BATCH}: ${escaped?.slice(0, 600)}`).toBe(true);
-      if (failures.length > 20) break;
-    }
-    const fastMs = Date.now() - started;
-    for (const o of await slowRun) {
-      judge(o);
-      if (!o.closed) failures.push(`${o.kind}: a stalled client was never cut off`);
-    }
+    const { failures, stalled, fast, fastMs } = await fuzzListener(d, d.gatewayPort, scripts, {
+      normal,
+      fault: (o) => {
+        const fiveXX = o.statuses.filter((s) => s >= 500);
+        return fiveXX.length && fromGateway(o) ? `gateway answered ${fiveXX.join(',')}: ${o.bytes.toString('latin1').slice(0, 200)}` : undefined;
+      },
+    });
     expect(failures.slice(0, 20)).toEqual([]);
-    expect(stalled.length).toBeGreaterThan(50);
+    expect(stalled).toBeGreaterThan(50);
     expect(d.proc.exitCode).toBeNull();
     expect(await normal()).toBe(true);
     expect(d.output).not.toMatch(/unhandled|uncaught|unexpected error/i);
@@ -69,6 +49,6 @@ describe('gateway raw-socket fuzzing', () => {
     expect(metrics).not.toMatch(/sandboxd_unexpected_errors_total\{where="gateway"\}/);
     // The parser's refusals are counted, so an operator sees a fuzzer at work.
     expect(metrics).toMatch(/sandboxd_gateway_client_errors_total\{status="400"\} \d+/);
-    console.log(`gateway fuzz: ${fast.length} fast scripts in ${fastMs} ms, ${stalled.length} stalled ones`);
+    console.log(`gateway fuzz: ${fast} fast scripts in ${fastMs} ms, ${stalled} stalled ones`);
   }, 170_000);
 });
