@@ -1,4 +1,4 @@
-import { validateHeaderName, validateHeaderValue, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 
 /**
  * The gateway's HTTP strictness (RFC 9112 §3, §6–7; RFC 9110 §7.6). Node's parser (llhttp) already refuses
@@ -25,8 +25,23 @@ const refuse = (why: string, status: 400 | 431 = 400): Checked => ({ ok: false, 
 /** Header values by lowercased name, from raw headers (Node joins or drops duplicates in `req.headers`). */
 function all(raw: string[], name: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
+  // Names of another length cannot match: most headers are skipped without lowercasing them.
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
   return out;
+}
+
+/** The Host, Transfer-Encoding and Content-Length values of a request, from one pass over its raw headers. */
+function framingFields(raw: string[]): { host: string[]; te: string[]; cl: string[] } {
+  const host: string[] = [];
+  const te: string[] = [];
+  const cl: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === 4 && n.toLowerCase() === 'host') host.push(raw[i + 1]!);
+    else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') te.push(raw[i + 1]!);
+    else if (n.length === 14 && n.toLowerCase() === 'content-length') cl.push(raw[i + 1]!);
+  }
+  return { host, te, cl };
 }
 
 /**
@@ -38,7 +53,7 @@ export function checkRequest(req: IncomingMessage, maxHeaders: number): Checked 
   const raw = req.rawHeaders;
   if (raw.length / 2 > maxHeaders) return refuse(`more than ${maxHeaders} header fields; send fewer`, 431);
   if (req.httpVersion !== '1.1' && req.httpVersion !== '1.0') return refuse(`HTTP/${req.httpVersion} is not supported here; use HTTP/1.1`);
-  const hosts = all(raw, 'host');
+  const { host: hosts, te, cl } = framingFields(raw);
   if (hosts.length !== 1) return refuse(hosts.length ? 'more than one Host header; send exactly one' : 'the Host header is missing; send the preview host name');
   const host = hosts[0]!.trim();
   if (!FIELD_TEXT.test(host) || /[\s,/@]/.test(host)) return refuse('the Host header is not a valid host name');
@@ -61,8 +76,6 @@ export function checkRequest(req: IncomingMessage, maxHeaders: number): Checked 
   } else return refuse('the request target must be a path starting with /');
   if (path.includes('#') || !FIELD_TEXT.test(path) || /[\s]/.test(path)) return refuse('the request target has characters that are not allowed');
 
-  const te = all(raw, 'transfer-encoding');
-  const cl = all(raw, 'content-length');
   if (te.length && cl.length) return refuse('both Content-Length and Transfer-Encoding are set; send one');
   if (te.length) {
     if (req.httpVersion === '1.0') return refuse('Transfer-Encoding is not allowed in HTTP/1.0; send Content-Length');
@@ -78,22 +91,29 @@ export function checkRequest(req: IncomingMessage, maxHeaders: number): Checked 
 }
 
 /** Lowercased names a Connection header lists: they are hop-by-hop for this message only. */
-function connectionNamed(raw: string[]): Set<string> {
-  const named = new Set<string>();
-  for (const v of all(raw, 'connection')) for (const t of v.split(',')) if (t.trim()) named.add(t.trim().toLowerCase());
+function connectionNamed(raw: string[]): Set<string> | undefined {
+  let named: Set<string> | undefined;
+  for (const v of all(raw, 'connection')) {
+    for (const t of v.split(',')) if (t.trim()) (named ??= new Set()).add(t.trim().toLowerCase());
+  }
   return named;
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 /** Pairs of [name, value] without hop-by-hop headers, those named in Connection, and any in `drop`. */
-export function endToEnd(raw: string[], drop: ReadonlySet<string> = new Set()): [string, string][] {
+export function endToEnd(raw: string[], drop: ReadonlySet<string> = NONE): [string, string][] {
   const named = connectionNamed(raw);
   const out: [string, string][] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(name) && !named.has(name) && !drop.has(name)) out.push([raw[i]!, raw[i + 1]!]);
+    if (!HOP_BY_HOP.has(name) && !named?.has(name) && !drop.has(name)) out.push([raw[i]!, raw[i + 1]!]);
   }
   return out;
 }
+
+/** Request headers never sent on as they came: framing is re-stated, Expect was already answered by this server (it sent 100 Continue itself), forwarding is the gateway's. */
+const NOT_FORWARDED: ReadonlySet<string> = new Set([...FORWARDING, 'content-length', 'expect']);
 
 /** X-Forwarded-For/-Host/-Proto from what the gateway saw on this connection. */
 export function forwardedHeaders(req: IncomingMessage, host: string, tls: boolean): [string, string][] {
@@ -102,26 +122,22 @@ export function forwardedHeaders(req: IncomingMessage, host: string, tls: boolea
 
 /** Request headers to send upstream: end-to-end ones, the gateway's forwarding headers and explicit framing. */
 export function upstreamRequestHeaders(req: IncomingMessage, checked: Extract<Checked, { ok: true }>, tls: boolean): [string, string][] {
-  // Framing is re-stated below; Expect was already answered by this server (it sent 100 Continue itself).
-  const drop = new Set([...FORWARDING, 'content-length', 'expect']);
-  const headers = [...endToEnd(req.rawHeaders, drop), ...forwardedHeaders(req, checked.host, tls)];
+  const headers = endToEnd(req.rawHeaders, NOT_FORWARDED);
+  headers.push(...forwardedHeaders(req, checked.host, tls));
   if (checked.body === 'chunked') headers.push(['transfer-encoding', 'chunked']);
   else if (checked.body !== 'none') headers.push(['content-length', String(checked.body.length)]);
   return headers;
 }
 
+/** A field name: a token (RFC 9110 §5.1), what Node's validateHeaderName accepts. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 /** A status line's code and reason, and header pairs, that are safe to write to a client, or why not. */
 export function checkResponseHead(status: number | undefined, reason: string | undefined, headers: [string, string][]): string | undefined {
   if (status === undefined || !Number.isInteger(status) || status < 100 || status > 999) return `status ${status} is outside 100-999`;
   if (!FIELD_TEXT.test(reason ?? '')) return 'the reason phrase has control characters';
-  for (const [name, value] of headers) {
-    try {
-      validateHeaderName(name);
-      validateHeaderValue(name, value);
-    } catch {
-      return `header ${JSON.stringify(name.slice(0, 64))} is not valid`;
-    }
-  }
+  // The same rules as Node's validateHeaderName/validateHeaderValue (writeHead throws on what they refuse), without a throw per header.
+  for (const [name, value] of headers) if (!TOKEN.test(name) || !FIELD_TEXT.test(value)) return `header ${JSON.stringify(name.slice(0, 64))} is not valid`;
   return undefined;
 }
 

@@ -40,68 +40,58 @@ export interface UpstreamTarget {
  * nothing has been sent to the client yet, so the caller can answer 502/503; later failures end only this
  * response. The app has `headersTimeoutMs` from the end of the request to its response head; a client that
  * reads none of the bytes waiting for it for `stallMs` has its response ended (a stream that is merely
- * quiet has nothing waiting, so it is no stall). Every event handler here is guarded: none can throw into
- * the event loop.
+ * quiet has nothing waiting, so it is no stall). No event handler here can throw into the event loop:
+ * the ones that write to the client catch what a write throws.
  */
 export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: UpstreamTarget, checked: Ok, opts: { queueWaitMs: number; tls: boolean; maxHeaderBytes: number; headersTimeoutMs: number; stallMs: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     let settled = false;
     let responded = false;
-    let upstream: ClientRequest | undefined;
-    let queued: NodeJS.Timeout | undefined;
-    let waiting: NodeJS.Timeout | undefined;
-    let stalled: NodeJS.Timeout | undefined;
-    const clear = () => (clearTimeout(queued), clearTimeout(waiting), clearTimeout(stalled));
-    const finish = () => {
-      if (settled) return;
-      settled = true;
-      clear();
-      resolve();
-    };
+    // One timer at a time: the wait for a pooled socket, then for the answer's head, then a client's stall.
+    let timer: NodeJS.Timeout | undefined;
+    let stalled = false;
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
-      clear();
-      upstream?.destroy();
+      clearTimeout(timer);
+      upstream.destroy();
       if (!res.headersSent) return reject(isUpstreamError(err) ? err : upstreamError(err));
       if (!res.writableEnded) res.destroy();
       resolve();
     };
-    const guard = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
-      try {
-        fn(...a);
-      } catch (err) {
-        fail(bad(`it could not be relayed (${(err as Error).message})`));
-      }
-    };
+    const relayFailed = (err: unknown) => fail(bad(`it could not be relayed (${(err as Error).message})`));
 
-    upstream = request({ host: to.ip, port: to.port, method: req.method, path: checked.path, headers: upstreamRequestHeaders(req, checked, opts.tls).flat(), agent: to.agent, maxHeaderSize: opts.maxHeaderBytes });
+    const upstream: ClientRequest = request({ host: to.ip, port: to.port, method: req.method, path: checked.path, headers: upstreamRequestHeaders(req, checked, opts.tls).flat(), agent: to.agent, maxHeaderSize: opts.maxHeaderBytes });
     // Waiting behind 64 open requests (long-lived ones, or someone holding them open) has a limit too. A
     // request still queued in the agent reports its destruction only once it gets a socket: settle at once.
-    queued = setTimeout(() => fail(upstreamError(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY }))), opts.queueWaitMs);
-    upstream.once('socket', () => clearTimeout(queued));
+    timer = setTimeout(() => fail(upstreamError(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY }))), opts.queueWaitMs);
+    upstream.once('socket', () => clearTimeout(timer));
     // The agent's own `timeout` only closes idle pooled sockets; waiting for an answer has this limit.
     upstream.once('finish', () => {
-      if (!responded && !settled) waiting = setTimeout(() => fail(upstreamError(Object.assign(new Error(`the app did not answer within ${opts.headersTimeoutMs / 1000} s`), { code: UPSTREAM_TIMEOUT }))), opts.headersTimeoutMs);
+      if (!responded && !settled) timer = setTimeout(() => fail(upstreamError(Object.assign(new Error(`the app did not answer within ${opts.headersTimeoutMs / 1000} s`), { code: UPSTREAM_TIMEOUT }))), opts.headersTimeoutMs);
     });
     let informational = 0;
-    upstream.on('information', guard(() => {
+    upstream.on('information', () => {
       if (++informational > MAX_INFORMATIONAL) fail(bad(`more than ${MAX_INFORMATIONAL} 1xx answers`));
-    }));
+    });
     // 101 to a request that asked for no upgrade: Node hands over the socket; nobody may use it.
-    upstream.on('upgrade', guard((_res: IncomingMessage, socket: Duplex) => {
+    upstream.on('upgrade', (_res: IncomingMessage, socket: Duplex) => {
       socket.destroy();
       fail(bad('101 Switching Protocols to a request that asked for no upgrade'));
-    }));
-    upstream.on('response', guard((up: IncomingMessage) => {
+    });
+    upstream.on('response', (up: IncomingMessage) => {
       responded = true;
-      clearTimeout(waiting);
+      clearTimeout(timer);
       // Already answered (a 1xx flood, a timeout) while the parser went on to this response: it goes nowhere.
       if (settled) return void up.destroy();
-      up.on('error', () => fail(upstreamError(new Error('the app broke off its answer'))));
-      const headers = endToEnd(up.rawHeaders);
-      const why = checkResponseFraming(up.rawHeaders) ?? checkResponseHead(up.statusCode, up.statusMessage, headers);
-      if (why) return fail(bad(why));
+      let headers: [string, string][];
+      try {
+        headers = endToEnd(up.rawHeaders);
+        const why = checkResponseFraming(up.rawHeaders) ?? checkResponseHead(up.statusCode, up.statusMessage, headers);
+        if (why) return fail(bad(why));
+      } catch (err) {
+        return relayFailed(err);
+      }
       // The head goes out with the first bytes of the body (as Node would send it anyway): an answer that
       // breaks before any of its body can still become a clean 502.
       let headWritten = false;
@@ -109,37 +99,59 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: Upstrea
         if (!headWritten) res.writeHead(up.statusCode!, up.statusMessage ?? '', headers.flat());
         headWritten = true;
       };
-      up.on('end', guard(() => (head(), res.end(), finish())));
-      up.on('close', guard(() => {
+      up.on('error', () => fail(upstreamError(new Error('the app broke off its answer'))));
+      up.on('end', () => {
+        try {
+          head();
+          res.end();
+        } catch (err) {
+          return relayFailed(err);
+        }
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve();
+      });
+      up.on('close', () => {
         // Closed before its end: the client must see a broken response, not a short one that looks whole.
         if (!up.complete) fail(upstreamError(new Error('the app broke off its answer')));
-      }));
-      up.on('data', guard((chunk: Buffer) => {
-        head();
-        if (res.write(chunk) || stalled) return;
+      });
+      up.on('data', (chunk: Buffer) => {
+        try {
+          head();
+          if (res.write(chunk) || stalled) return;
+        } catch (err) {
+          return relayFailed(err);
+        }
         up.pause();
         // Bytes are waiting and the client reads none: past the limit, this response ends and frees its upstream socket.
-        stalled = setTimeout(() => fail(new Error('the client stopped reading')), opts.stallMs);
-      }));
+        stalled = true;
+        timer = setTimeout(() => fail(new Error('the client stopped reading')), opts.stallMs);
+      });
       res.on('drain', () => {
-        clearTimeout(stalled);
-        stalled = undefined;
+        if (!stalled) return;
+        stalled = false;
+        clearTimeout(timer);
         up.resume();
       });
-    }));
-    upstream.on('error', (err) => fail(err));
-    upstream.on('close', guard(() => {
+    });
+    upstream.on('error', fail);
+    upstream.on('close', () => {
       if (!responded) fail(bad('it closed the connection without answering'));
-    }));
-    res.on('close', guard(() => {
-      if (!res.writableFinished) upstream?.destroy();
-      finish();
-    }));
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve();
+    });
     // A client that goes away mid-body must not leave a half-sent body upstream.
-    req.on('error', () => upstream?.destroy());
-    req.on('aborted', () => upstream?.destroy());
-    if (checked.body === 'none') upstream.end();
-    else req.pipe(upstream);
+    if (checked.body === 'none') return void upstream.end();
+    const gone = () => upstream.destroy();
+    req.on('error', gone);
+    req.on('aborted', gone);
+    req.pipe(upstream);
   });
 }
 

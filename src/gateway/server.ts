@@ -153,12 +153,14 @@ export function createGatewayServer(deps: GatewayDeps): Server {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     // A client that resets mid-body makes the request emit 'error'; it must reach no one.
     req.on('error', () => undefined);
-    // Node's requestTimeout stops watching once a response is under way; a body that never ends is cut here.
-    const cut = setTimeout(() => req.complete || req.socket.destroy(), limits.requestTimeoutS * 1000);
-    cut.unref();
-    req.once('close', () => clearTimeout(cut));
     const checked = checkRequest(req, limits.maxHeaders);
     if (!checked.ok) return refuseClient(req, res, checked);
+    if (checked.body !== 'none') {
+      // Node's requestTimeout stops watching once a response is under way; a body that never ends is cut here.
+      const cut = setTimeout(() => req.complete || req.socket.destroy(), limits.requestTimeoutS * 1000);
+      cut.unref();
+      req.once('close', () => clearTimeout(cut));
+    }
     const target = gw.resolve(checked.host);
     if (!target) {
       res.writeHead(404, { 'content-type': 'text/html; charset=utf-8' });
