@@ -142,12 +142,22 @@ export function openDb(path: string, busyTimeoutMs: number): Db {
     for (const [index, sql] of migrations.entries()) {
       const version = index + 1;
       if (applied.has(version)) continue;
-      db.tx(() => {
-        // Another thread may have applied it since the read above: look again under the write lock.
-        if (db.get('SELECT 1 FROM schema_migrations WHERE version = ?', version)) return;
-        db.exec(sql);
-        db.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', version, Date.now());
-      });
+      // A migration may rebuild a parent table (SQLite's way to drop a constraint): with foreign keys on,
+      // dropping the old table would cascade into every child row. The pragma only takes effect outside a
+      // transaction; the check inside it refuses to commit a rebuild that left a dangling reference.
+      db.exec('PRAGMA foreign_keys = OFF');
+      try {
+        db.tx(() => {
+          // Another thread may have applied it since the read above: look again under the write lock.
+          if (db.get('SELECT 1 FROM schema_migrations WHERE version = ?', version)) return;
+          db.exec(sql);
+          const dangling = db.all('PRAGMA foreign_key_check');
+          if (dangling.length) throw new Error(`migration ${version} would leave ${dangling.length} rows pointing at nothing (first: ${JSON.stringify(dangling[0])})`);
+          db.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', version, Date.now());
+        });
+      } finally {
+        db.exec('PRAGMA foreign_keys = ON');
+      }
     }
   } catch (err) {
     db.close();

@@ -111,4 +111,45 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (task_id, seq)
   ) WITHOUT ROWID;
   `,
+  `
+  -- Names are unique per owner, not globally (two tenants may both have app-1): the column-level UNIQUE of
+  -- version 1 can only go with a rebuild of the table. The runner applies this with foreign keys off, so
+  -- dropping the old table cascades nowhere; rows keep their ids, so every child row still points home.
+  CREATE TABLE sandboxes_v6 (
+    id               TEXT PRIMARY KEY,
+    name             TEXT,
+    owner            TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    status_detail    TEXT,
+    version          INTEGER NOT NULL DEFAULT 1,
+    image            TEXT NOT NULL,
+    ports            TEXT NOT NULL,
+    env              TEXT NOT NULL,
+    memory_mb        INTEGER NOT NULL,
+    cpus             REAL NOT NULL,
+    pids             INTEGER NOT NULL,
+    idle_policy      TEXT NOT NULL,
+    idle_timeout_s   INTEGER NOT NULL,
+    labels           TEXT NOT NULL,
+    external         TEXT NOT NULL,
+    container_id     TEXT,
+    keepalive_until  INTEGER,
+    last_active_at   INTEGER NOT NULL,
+    last_stop_reason TEXT,
+    stopped_at       INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    visibility       TEXT NOT NULL DEFAULT 'public',
+    port_visibility  TEXT NOT NULL DEFAULT '{}',
+    egress           TEXT NOT NULL DEFAULT 'internet',
+    disk_mb          INTEGER
+  );
+  INSERT INTO sandboxes_v6 (id, name, owner, status, reason, status_detail, version, image, ports, env, memory_mb, cpus, pids, idle_policy, idle_timeout_s, labels, external, container_id, keepalive_until, last_active_at, last_stop_reason, stopped_at, created_at, updated_at, visibility, port_visibility) SELECT id, name, owner, status, reason, status_detail, version, image, ports, env, memory_mb, cpus, pids, idle_policy, idle_timeout_s, labels, external, container_id, keepalive_until, last_active_at, last_stop_reason, stopped_at, created_at, updated_at, visibility, port_visibility FROM sandboxes;
+  DROP TABLE sandboxes;
+  ALTER TABLE sandboxes_v6 RENAME TO sandboxes;
+  CREATE INDEX sandboxes_owner ON sandboxes (owner, id);
+  CREATE INDEX sandboxes_status ON sandboxes (status);
+  CREATE UNIQUE INDEX sandboxes_owner_name ON sandboxes (owner, name) WHERE name IS NOT NULL;
+  `,
 ];

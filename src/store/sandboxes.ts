@@ -7,6 +7,7 @@ export const TRANSIENT: readonly Status[] = ['creating', 'starting', 'stopping',
 
 export type IdlePolicy = 'sleep' | 'always_on';
 export type Visibility = 'public' | 'private';
+export type Egress = 'internet' | 'none';
 
 export interface External {
   user_id?: string;
@@ -36,6 +37,10 @@ export interface SandboxRecord {
   /** Whether previews need a token; `portVisibility` overrides it per port. */
   visibility: Visibility;
   portVisibility: Record<string, Visibility>;
+  /** What the sandbox may reach: the public internet, or nothing at all. */
+  egress: Egress;
+  /** The workspace's size limit in MB; null takes the server's default. */
+  diskMb: number | null;
   containerId: string | null;
   keepaliveUntil: number | null;
   lastActiveAt: number;
@@ -87,11 +92,11 @@ export class SandboxStore {
     this.db.tx(() => {
       this.db.run(
         `INSERT INTO sandboxes (id, name, owner, status, reason, image, ports, env, memory_mb, cpus, pids, idle_policy,
-           idle_timeout_s, labels, external, visibility, port_visibility, last_active_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           idle_timeout_s, labels, external, visibility, port_visibility, egress, disk_mb, last_active_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         s.id, s.name, s.owner, s.status, s.reason, s.image, JSON.stringify(s.ports), JSON.stringify(s.env), s.memoryMb,
         s.cpus, s.pids, s.idlePolicy, s.idleTimeoutS, JSON.stringify(s.labels), JSON.stringify(s.external), s.visibility,
-        JSON.stringify(s.portVisibility), s.createdAt, s.createdAt, s.createdAt,
+        JSON.stringify(s.portVisibility), s.egress, s.diskMb, s.createdAt, s.createdAt, s.createdAt,
       );
       for (const [k, v] of Object.entries(s.labels)) {
         this.db.run('INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)', s.id, k, v);
@@ -105,8 +110,11 @@ export class SandboxStore {
     return row && fromRow(row);
   }
 
-  getByName(name: string): SandboxRecord | undefined {
-    const row = this.db.get('SELECT * FROM sandboxes WHERE name = ?', name);
+  /** The owner's sandbox of that name (names are unique per owner); without an owner, the first of any owner. */
+  getByName(name: string, owner?: string): SandboxRecord | undefined {
+    const row = owner === undefined
+      ? this.db.get('SELECT * FROM sandboxes WHERE name = ? ORDER BY id LIMIT 1', name)
+      : this.db.get('SELECT * FROM sandboxes WHERE owner = ? AND name = ?', owner, name);
     return row && fromRow(row);
   }
 
@@ -192,6 +200,8 @@ function fromRow(r: Row): SandboxRecord {
     external: json<External>(r.external),
     visibility: r.visibility as Visibility,
     portVisibility: json<Record<string, Visibility>>(r.port_visibility),
+    egress: (r.egress as Egress | undefined) ?? 'internet',
+    diskMb: num(r.disk_mb),
     containerId: (r.container_id as string | null) ?? null,
     keepaliveUntil: num(r.keepalive_until),
     lastActiveAt: Number(r.last_active_at),
