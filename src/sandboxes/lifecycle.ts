@@ -71,7 +71,7 @@ export class Lifecycle {
           ports: input.ports ?? [3000], env: input.env ?? {}, ...resources,
           idlePolicy: input.idle_policy ?? 'sleep', idleTimeoutS: input.idle_timeout_s ?? this.config.idleTimeoutS,
           labels: input.labels ?? {}, external: input.external ?? {},
-          visibility: input.visibility ?? 'public', portVisibility: input.port_visibility ?? {}, createdAt: now,
+          visibility: input.visibility ?? 'public', portVisibility: input.port_visibility ?? {}, egress: 'internet', diskMb: null, createdAt: now,
         });
       } catch (err) {
         // Two creates racing for the same id or name: the unique index decides.
