@@ -58,9 +58,45 @@ step "daemon image"
 bash images/sandboxd/build.sh
 took
 
-step "data directory"
+step "sandbox user 'sandboxed' (owns workspaces; sandboxes run as it)" "Run as root; useradd and groupadd (package passwd) are needed."
+# A system user with no login shell and no home: a host account no one can log in as owns every workspace.
+# 61000 is above useradd's UID_MAX (never a login user's) and below systemd's dynamic users; taken, it falls back to any free system id.
+want_uid=${SANDBOXD_SANDBOX_UID:-61000}
+want_gid=${SANDBOXD_SANDBOX_GID:-61000}
+if ! getent group sandboxed >/dev/null; then
+  if getent group "$want_gid" >/dev/null; then groupadd --system sandboxed; else groupadd --system --gid "$want_gid" sandboxed; fi
+fi
+if ! getent passwd sandboxed >/dev/null; then
+  uid_opt=(--uid "$want_uid")
+  if getent passwd "$want_uid" >/dev/null; then uid_opt=(); fi
+  # (useradd warns that 61000 is above SYS_UID_MAX: intended, see above.)
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --gid sandboxed "${uid_opt[@]}" sandboxed 2> >(grep -v 'SYS_UID_MAX' >&2)
+fi
+for pair in "SANDBOXD_SANDBOX_UID=$(id -u sandboxed)" "SANDBOXD_SANDBOX_GID=$(getent group sandboxed | cut -d: -f3)"; do
+  if ! grep -q "^${pair%%=*}=" .env; then
+    if [ -s .env ] && [ -n "$(tail -c 1 .env)" ]; then echo >> .env; fi
+    echo "$pair" >> .env
+    export "${pair?}"
+    echo "    wrote $pair to .env"
+  fi
+done
+echo "    sandboxes run as ${SANDBOXD_SANDBOX_UID}:${SANDBOXD_SANDBOX_GID} ($(getent passwd "$SANDBOXD_SANDBOX_UID" | cut -d: -f1 || echo 'no passwd entry'))"
+took
+
+step "data directory" "SANDBOXED_DATA_DIR must be a directory of this instance (SANDBOXD_INSTANCE) alone."
 mkdir -p "${SANDBOXED_DATA_DIR:-/var/lib/sandboxed}"
+# Root only: the database holds every sandbox's env (the daemon checks this at every boot too).
+chmod 700 "${SANDBOXED_DATA_DIR:-/var/lib/sandboxed}"
 echo "    ${SANDBOXED_DATA_DIR:-/var/lib/sandboxed}"
+# The marker uninstall.sh --data looks for before it deletes anything (the daemon writes it too: src/store/marker.ts).
+marker="${SANDBOXED_DATA_DIR:-/var/lib/sandboxed}/.sandboxed-data"
+owner=$(sed -n 's/^instance=//p' "$marker" 2>/dev/null | head -n 1 || true)
+if [ -z "$owner" ]; then
+  (umask 077; printf 'instance=%s\nversion=1\n' "${SANDBOXD_INSTANCE:-default}" > "$marker")
+elif [ "$owner" != "${SANDBOXD_INSTANCE:-default}" ]; then
+  echo "error: $marker says this data directory belongs to instance '$owner', not '${SANDBOXD_INSTANCE:-default}'" >&2
+  false
+fi
 took
 
 step "start the stack" "See: docker compose logs sandboxd (or docker-compose logs sandboxd)."

@@ -1,11 +1,24 @@
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
+import { parseTokens, QUOTA_MAX, quotaValue, readTokensFile } from './config-tokens.ts';
+import { parseEgressAllow, type EgressAllow } from './runtime/egress.ts';
 
-/** One API token: the tenant name it acts as, its secret, and whether it sees every tenant. */
+/** Per-tenant limits (src/sandboxes/quotas.ts); null is unlimited. */
+export interface Quotas {
+  sandboxes: number | null;
+  running: number | null;
+  memoryMb: number | null;
+  diskMb: number | null;
+  alwaysOn: number | null;
+}
+
+/** One API token: the tenant name it acts as, its secret, whether it sees every tenant, and its own quotas. */
 export interface ApiToken {
   name: string;
   secret: string;
   admin: boolean;
+  /** Limits set on this token; the rest come from tenantQuotas (non-admin) or are unlimited (admin). */
+  quotas?: Partial<Quotas>;
 }
 
 /** Every setting the daemon reads, parsed and validated. */
@@ -18,15 +31,22 @@ export interface Config {
   api: { host: string; port: number };
   authDisabled: boolean;
   tokens: ApiToken[];
+  /** Quotas of a non-admin tenant whose token sets none (SANDBOXD_TENANT_MAX_*). */
+  tenantQuotas: Quotas;
   instance: string;
   network: string;
   hostFirewall: boolean;
+  /** SANDBOXD_EGRESS_ALLOW: CIDR:port pairs sandboxes may reach although they are near the host. */
+  egressAllow: EgressAllow[];
   image: string;
   allowedImages: string[];
-  defaults: { memoryMb: number; cpus: number; pids: number };
-  maxima: { memoryMb: number; cpus: number; pids: number };
+  defaults: { memoryMb: number; cpus: number; pids: number; diskMb: number };
+  maxima: { memoryMb: number; cpus: number; pids: number; diskMb: number };
   nofile: number;
   tmpfsMb: number;
+  /** The host uid/gid that owns every workspace and that sandboxes run as: a system user, never a login user's. */
+  sandboxUid: number;
+  sandboxGid: number;
   idleTimeoutS: number;
   idleTickS: number;
   gatewayHost: string;
@@ -86,8 +106,9 @@ export function loadConfig(env: Env): Config {
 
   const authDisabled = p.bool('SANDBOXD_API_AUTH_DISABLED', true);
   const tokens = parseTokens(env.SANDBOXD_API_TOKENS ?? '', problems);
+  readTokensFile(env.SANDBOXD_API_TOKENS_FILE?.trim(), tokens, problems);
   if (!authDisabled && tokens.length === 0) {
-    problems.push('SANDBOXD_API_TOKENS: auth is enabled (SANDBOXD_API_AUTH_DISABLED=false) but no tokens are set; use name:secret[:admin], comma separated');
+    problems.push('SANDBOXD_API_TOKENS: auth is enabled (SANDBOXD_API_AUTH_DISABLED=false) but no tokens are set; use name:secret[:admin], comma separated, or SANDBOXD_API_TOKENS_FILE');
   }
   if (authDisabled && api && !isLoopback(api.host)) {
     problems.push(`SANDBOXD_API_AUTH_DISABLED: auth may be off only while the API binds loopback, but SANDBOXED_API_BIND is '${bind}'; set SANDBOXD_API_AUTH_DISABLED=false with SANDBOXD_API_TOKENS, or bind 127.0.0.1`);
@@ -112,8 +133,18 @@ export function loadConfig(env: Env): Config {
     api: api ?? { host: '127.0.0.1', port: 9090 },
     authDisabled,
     tokens,
+    tenantQuotas: {
+      // Unlimited unless set: a platform's one backend token holds every end user's sandboxes, and a default
+      // cap would stop it on upgrade. always_on is the exception: it is for tenants an operator grants it.
+      sandboxes: quotaEnv(p, 'SANDBOXD_TENANT_MAX_SANDBOXES', null),
+      running: quotaEnv(p, 'SANDBOXD_TENANT_MAX_RUNNING', null),
+      memoryMb: quotaEnv(p, 'SANDBOXD_TENANT_MAX_MEMORY_MB', null),
+      diskMb: quotaEnv(p, 'SANDBOXD_TENANT_MAX_DISK_MB', null),
+      alwaysOn: quotaEnv(p, 'SANDBOXD_TENANT_MAX_ALWAYS_ON', 0),
+    },
     instance: p.match('SANDBOXD_INSTANCE', 'default', /^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, . _ -'),
     hostFirewall: p.bool('SANDBOXD_HOST_FIREWALL', true),
+    egressAllow: egressAllowFrom(p.str('SANDBOXD_EGRESS_ALLOW', ''), problems),
     network: p.match('SANDBOXD_NETWORK', 'sandboxed', /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'letters, digits, . _ -'),
     image,
     allowedImages: [image, ...p.list('SANDBOXD_ALLOWED_IMAGES')],
@@ -121,14 +152,20 @@ export function loadConfig(env: Env): Config {
       memoryMb: p.int('SANDBOXD_DEFAULT_MEMORY_MB', 2048, 64, 1 << 20),
       cpus: p.num('SANDBOXD_DEFAULT_CPUS', 1, 0.01, 1024),
       pids: p.int('SANDBOXD_DEFAULT_PIDS', 1024, 16, 1 << 22),
+      diskMb: p.int('SANDBOXD_DEFAULT_DISK_MB', 10240, 32, 1 << 24),
     },
     maxima: {
       memoryMb: p.int('SANDBOXD_MAX_MEMORY_MB', 8192, 64, 1 << 20),
       cpus: p.num('SANDBOXD_MAX_CPUS', cpus, 0.01, 1024),
       pids: p.int('SANDBOXD_MAX_PIDS', 4096, 16, 1 << 22),
+      diskMb: p.int('SANDBOXD_MAX_DISK_MB', 102400, 32, 1 << 24),
     },
     nofile: p.int('SANDBOXD_NOFILE', 65536, 64, 1 << 20),
     tmpfsMb: p.int('SANDBOXD_TMPFS_MB', 512, 1, 1 << 20),
+    // Not 0 (root) and not 1000 (usually the host's first login user); 61000 is above useradd's UID_MAX and below
+    // systemd's dynamic users and the subordinate-uid ranges of rootless containers.
+    sandboxUid: p.int('SANDBOXD_SANDBOX_UID', 61000, 1, 2 ** 31 - 1),
+    sandboxGid: p.int('SANDBOXD_SANDBOX_GID', 61000, 1, 2 ** 31 - 1),
     idleTimeoutS: p.int('SANDBOXD_IDLE_TIMEOUT_S', 1800, 10, 7 * 86400),
     idleTickS: p.int('SANDBOXD_IDLE_TICK_S', 15, 1, 3600),
     gatewayHost: p.str('SANDBOXD_GATEWAY_HOST', '0.0.0.0'),
@@ -206,6 +243,11 @@ export function loadConfig(env: Env): Config {
   if (config.previewSecret !== undefined && config.previewSecret.length < 32) {
     problems.push('SANDBOXD_PREVIEW_SECRET: must be at least 32 characters (or unset, to keep a generated key in the data dir)');
   }
+  // The TLS profile (compose --profile tls) publishes the API at api.<PREVIEW_DOMAIN>: never without auth.
+  if (authDisabled && (config.previewTls || config.previewEntrypoint === 'websecure')) {
+    const set = [config.previewTls ? 'PREVIEW_TLS=true' : '', config.previewEntrypoint === 'websecure' ? 'PREVIEW_ENTRYPOINT=websecure' : ''].filter(Boolean).join(' and ');
+    problems.push(`SANDBOXD_API_AUTH_DISABLED: ${set} select the TLS profile, where Traefik publishes the API at api.${previewDomain}, but auth is off; set SANDBOXD_API_AUTH_DISABLED=false with SANDBOXD_API_TOKENS (docs/operations.md, "TLS on a wildcard domain")`);
+  }
   const gw = config.limits.gateway;
   if (gw.headersTimeoutS > gw.requestTimeoutS) {
     problems.push(`SANDBOXD_GATEWAY_HEADERS_TIMEOUT_S: ${gw.headersTimeoutS} is above SANDBOXD_GATEWAY_REQUEST_TIMEOUT_S (${gw.requestTimeoutS}); the headers are part of the request`);
@@ -214,7 +256,7 @@ export function loadConfig(env: Env): Config {
   if (!(pr.emergencyPct <= pr.hardPct && pr.hardPct <= pr.resumePct && pr.hardPct <= pr.softPct)) {
     problems.push(`SANDBOXD_PRESSURE_*: need EMERGENCY (${pr.emergencyPct}) <= HARD (${pr.hardPct}) <= RESUME (${pr.resumePct}), and HARD <= SOFT (${pr.softPct})`);
   }
-  for (const key of ['memoryMb', 'cpus', 'pids'] as const) {
+  for (const key of ['memoryMb', 'cpus', 'pids', 'diskMb'] as const) {
     if (config.defaults[key] > config.maxima[key]) {
       problems.push(`SANDBOXD_DEFAULT_${envSuffix[key]}: ${config.defaults[key]} is above SANDBOXD_MAX_${envSuffix[key]} (${config.maxima[key]})`);
     }
@@ -223,7 +265,7 @@ export function loadConfig(env: Env): Config {
   return config;
 }
 
-const envSuffix = { memoryMb: 'MEMORY_MB', cpus: 'CPUS', pids: 'PIDS' } as const;
+const envSuffix = { memoryMb: 'MEMORY_MB', cpus: 'CPUS', pids: 'PIDS', diskMb: 'DISK_MB' } as const;
 
 /** True for addresses only this host can reach. */
 export function isLoopback(host: string): boolean {
@@ -238,28 +280,18 @@ function parseBind(value: string): { host: string; port: number } | undefined {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-/** Accepts `name:secret[:admin]` and `name=secret`, comma separated. */
-function parseTokens(raw: string, problems: string[]): ApiToken[] {
-  const tokens: ApiToken[] = [];
-  const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  entries.forEach((entry, i) => {
-    const eq = /^([^:=]+)=(.+)$/.exec(entry);
-    const parts = eq ? [eq[1]!, eq[2]!] : entry.split(':');
-    const [name = '', secret = '', flag] = parts;
-    const where = `SANDBOXD_API_TOKENS: entry ${i + 1}`;
-    if (parts.length > 3 || (flag !== undefined && flag !== 'admin')) {
-      problems.push(`${where}: expected name:secret or name:secret:admin`);
-    } else if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
-      problems.push(`${where}: the name must be 1-64 letters, digits, . _ -`);
-    } else if (secret.length < 8) {
-      problems.push(`${where} ('${name}'): the secret must be at least 8 characters`);
-    } else if (tokens.some((t) => t.secret === secret)) {
-      problems.push(`${where} ('${name}'): the secret is already used by another token`);
-    } else {
-      tokens.push({ name, secret, admin: flag === 'admin' });
-    }
-  });
-  return tokens;
+function quotaEnv(p: Reader, name: string, dflt: number | null): number | null {
+  const raw = p.str(name, dflt === null ? 'unlimited' : String(dflt));
+  const v = quotaValue(raw);
+  if (v === undefined) p.problem(`${name}: must be a whole number from 0 to ${QUOTA_MAX}, or unlimited (got '${raw}')`);
+  return v === undefined ? dflt : v;
+}
+
+/** The parsed SANDBOXD_EGRESS_ALLOW entries; each bad one is added to `problems` by name. */
+function egressAllowFrom(value: string, problems: string[]): EgressAllow[] {
+  const { entries, problems: bad } = parseEgressAllow(value);
+  problems.push(...bad);
+  return entries;
 }
 
 class Reader {
@@ -274,6 +306,11 @@ class Reader {
   private raw(name: string): string | undefined {
     const v = this.env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  /** Records a problem found outside the typed readers. */
+  problem(message: string): void {
+    this.problems.push(message);
   }
 
   str(name: string, dflt: string): string {

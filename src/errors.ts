@@ -5,14 +5,24 @@
 export const ERRORS = {
   invalid_request: { status: 400, retryable: false },
   unauthorized: { status: 401, retryable: false },
+  // With auth off: a web page's Origin, a proxy in front (src/api/browser-guard.ts), a non-loopback Host (421).
+  forbidden_origin: { status: 403, retryable: false },
+  forbidden_forwarded: { status: 403, retryable: false },
+  misdirected_host: { status: 421, retryable: false },
+  /** A per-tenant quota (src/sandboxes/quotas.ts) would be exceeded; details name it, its limit and the use. */
+  quota_exceeded: { status: 403, retryable: false },
   not_found: { status: 404, retryable: false },
   method_not_allowed: { status: 405, retryable: false },
   conflict: { status: 409, retryable: false },
   task_in_progress: { status: 409, retryable: true },
   too_large: { status: 413, retryable: false },
+  /** The sandbox's own workspace is at its size limit (resources.disk_mb); the data disk is fine. */
+  workspace_full: { status: 507, retryable: false },
   rate_limited: { status: 429, retryable: true },
   internal: { status: 500, retryable: true },
   sandbox_unavailable: { status: 502, retryable: true },
+  /** Destroyed or in error: previews do not start it (src/gateway/wake.ts); only an authorized start does. */
+  sandbox_down: { status: 503, retryable: false },
   gateway_timeout: { status: 504, retryable: true },
   capacity: { status: 503, retryable: true },
   not_ready: { status: 503, retryable: true },

@@ -16,13 +16,20 @@ import { Admission } from './sandboxes/admission.ts';
 import { Lifecycle } from './sandboxes/lifecycle.ts';
 import { watchDataDisk } from './store/disk.ts';
 import { openStore } from './store/index.ts';
+import { ensureDataMarker } from './store/marker.ts';
 import { Tasks } from './tasks/service.ts';
-import { Workspaces } from './workspaces/workspaces.ts';
+import { secureDataDir } from './store/file-modes.ts';
+import { convertLegacyOwners } from './workspaces/legacy-owner.ts';
+import { ensureNosuidRoot } from './workspaces/nosuid.ts';
+import { setSandboxOwner, Workspaces } from './workspaces/workspaces.ts';
 import { resetSpool } from './workspaces/spool.ts';
 import { runtimeFor } from '../threads/context.ts';
 
 /** Boots the daemon: config → store → runtime → worker pool → reconcile → listeners. */
 async function main(): Promise<void> {
+  // Whatever any thread creates (SQLite's -wal/-shm, keys, spool files) is the daemon's alone, whatever
+  // umask it was started with; workspace files are given to the sandbox user explicitly.
+  process.umask(0o077);
   let config: Config;
   try {
     config = loadConfig(process.env);
@@ -41,6 +48,23 @@ async function main(): Promise<void> {
     log.warn('SANDBOXD_NOFILE is above this host\'s hard open-files limit; sandboxes get the host limit', { requested: config.nofile, host_limit: hostNofile });
     config = { ...config, nofile: hostNofile };
   }
+  try {
+    ensureDataMarker(config.dataDir, config.instance, log);
+  } catch (err) {
+    log.error(errorMessage(err));
+    process.exit(1);
+  }
+  setSandboxOwner(config.sandboxUid, config.sandboxGid);
+  try {
+    // Files at rest: modes fixed (and warned about) at every boot, workspaces nosuid,nodev, uid 1000 converted.
+    secureDataDir(config.dataDir, log);
+    const root = new Workspaces(config.dataDir).root;
+    await ensureNosuidRoot(root, log);
+    await convertLegacyOwners(root, config.sandboxUid, config.sandboxGid, log);
+  } catch (err) {
+    log.error('cannot secure the data directory; the daemon must run as root', { error: errorMessage(err) });
+    process.exit(1);
+  }
   const store = openStore(config.dataDir, config.sqliteBusyTimeoutMs, config.minFreeMb * 1024 * 1024, log);
   watchDataDisk(store.db, config.minFreeMb * 1024 * 1024, log);
   const runtime = runtimeFor(config);
@@ -54,14 +78,32 @@ async function main(): Promise<void> {
   if (config.hostFirewall) {
     try {
       await runtime.protectHost();
+      // Read back what was written: rules the kernel prints differently would otherwise look missing forever.
+      const left = await runtime.firewallProblems();
+      if (left.length) throw new Error(`the egress rules do not read back as written: ${left.join('; ')}`);
     } catch (err) {
-      log.error('cannot shield the host from sandboxes (it takes root or CAP_NET_ADMIN and iptables); fix that, or set SANDBOXD_HOST_FIREWALL=false to run without it', { error: errorMessage(err) });
+      log.error('cannot shield the host from sandboxes (it takes root or CAP_NET_ADMIN, iptables and ip6tables); fix that, or set SANDBOXD_HOST_FIREWALL=false to run without it', { error: errorMessage(err) });
       process.exit(1);
     }
   } else {
-    log.warn('SANDBOXD_HOST_FIREWALL=false: sandboxes can open connections to services on this host');
+    log.warn('SANDBOXD_HOST_FIREWALL=false: NO egress firewall. Sandboxes can open connections to services on this host, its LAN, cloud metadata (169.254.169.254) and other containers; SANDBOXD_EGRESS_ALLOW and egress "none" are not enforced');
   }
 
+  try {
+    const retired = await runtime.removeForeignUser(new Set(store.sandboxes.all().map((r) => r.id)));
+    // The reconciler sees them gone (stopped, `removed`); the next start or wake recreates them as the new user.
+    if (retired.length) log.warn('removed containers made for another sandbox uid; they are recreated at their next start', { sandboxes: retired, uid: config.sandboxUid });
+  } catch (err) {
+    log.warn('cannot list containers made for another sandbox uid; they keep the old user until recreated', { error: errorMessage(err) });
+  }
+  // A host reboot drops the workspaces' loop mounts (their images stay): mount them all before the boot
+  // reconcile can start a container or the API can touch a file, so nothing lands under a bare mount point.
+  try {
+    const mounts = await new Workspaces(config.dataDir, log).volumes.mountAll();
+    if (mounts.mounted || mounts.failed) log.info('workspace images mounted', mounts);
+  } catch (err) {
+    log.error('cannot mount the workspace images; sandboxes whose image is unmounted fail to start until this is fixed', { error: errorMessage(err) });
+  }
   const pool = new WorkerPool(config, log);
   try {
     const report = await pool.reconcile(true);
@@ -73,7 +115,7 @@ async function main(): Promise<void> {
   const admission = new Admission(config.pressure, { dir: config.dataDir, minFreeBytes: config.minFreeMb * 1024 * 1024 });
   pool.startBackground(admission);
 
-  const workspaces = new Workspaces(config.dataDir);
+  const workspaces = new Workspaces(config.dataDir, log);
   try {
     resetSpool(config.dataDir);
   } catch (err) {

@@ -3,7 +3,7 @@ import { createLogger, type Logger } from '../src/log.ts';
 import { DockerRuntime } from '../src/runtime/docker.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import { openStore, type Store } from '../src/store/index.ts';
-import { Workspaces } from '../src/workspaces/workspaces.ts';
+import { setSandboxOwner, Workspaces } from '../src/workspaces/workspaces.ts';
 
 /** A worker thread's own connections: its SQLite handle and its Docker client, opened once per thread. */
 export interface WorkerContext {
@@ -18,6 +18,8 @@ let context: WorkerContext | undefined;
 
 /** The context for this thread, built on first use from the config the main thread sent. */
 export function workerContext(config: Config, scope: string): WorkerContext {
+  // The workspace owner comes from the config this thread was sent, before any workspace is touched.
+  if (!context) setSandboxOwner(config.sandboxUid, config.sandboxGid);
   context ??= {
     config,
     store: openStore(config.dataDir, config.sqliteBusyTimeoutMs),
@@ -30,5 +32,5 @@ export function workerContext(config: Config, scope: string): WorkerContext {
 
 /** The runtime a config asks for (Docker is the only one today). */
 export function runtimeFor(config: Config): Runtime {
-  return new DockerRuntime({ instance: config.instance, network: config.network, nofile: config.nofile, tmpfsMb: config.tmpfsMb });
+  return new DockerRuntime({ instance: config.instance, network: config.network, nofile: config.nofile, tmpfsMb: config.tmpfsMb, uid: config.sandboxUid, gid: config.sandboxGid, egressAllow: config.egressAllow });
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Config } from '../src/config.ts';
 import { errorMessage } from '../src/log.ts';
 import { idleVerdict } from '../src/sandboxes/idle.ts';
-import { admissionAfter, bandOf, readMeminfo, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
+import { admissionAfter, bandOf, pickVictims, readMeminfo, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
 import { workerContext } from './context.ts';
 
 /**
@@ -38,9 +38,10 @@ export async function reapIdle(task: { config: Config }): Promise<string[]> {
 }
 
 /**
- * One memory-pressure pass: reads host memory, stops sandboxes as the band demands (least recently active
- * first, skipping running tasks and always_on ones until the emergency band, which stops the largest by
- * real use), and answers whether wakes and creates may go on.
+ * One memory-pressure pass: reads host memory, stops sandboxes as the band demands (from the tenant holding
+ * the most memory first; within it least recently active first, skipping running tasks and always_on ones
+ * until the emergency band, which stops the largest by real use), and answers whether wakes and creates
+ * may go on.
  */
 export async function relievePressure(task: { config: Config; admissionOpen: boolean }): Promise<{ availablePct: number; totalBytes: number; availableBytes: number; band: Band; admissionOpen: boolean; stopped: string[] }> {
   const { config } = task;
@@ -51,14 +52,18 @@ export async function relievePressure(task: { config: Config; admissionOpen: boo
   const stopped: string[] = [];
   if (band !== 'normal') {
     const running = store.sandboxes.list({ status: 'running', limit: 100_000 });
+    // Fair between tenants (pickVictims): the tenant holding the most memory gives up a sandbox first.
     let victims;
     if (band === 'emergency') {
       const usage = await runtime.memoryUsage();
-      victims = [...running].sort((a, b) => (usage.get(b.id) ?? 0) - (usage.get(a.id) ?? 0));
+      const used = (r: { id: string }) => usage.get(r.id) ?? 0;
+      victims = pickVictims(running, used, () => true, (a, b) => used(b) - used(a));
     } else {
-      victims = running
-        .filter((r) => r.idlePolicy !== 'always_on' && !store.activity.leases(r.id).some((l) => l.kind === 'task'))
-        .sort((a, b) => a.lastActiveAt - b.lastActiveAt);
+      victims = pickVictims(
+        running, (r) => r.memoryMb,
+        (r) => r.idlePolicy !== 'always_on' && !store.activity.leases(r.id).some((l) => l.kind === 'task'),
+        (a, b) => a.lastActiveAt - b.lastActiveAt,
+      );
     }
     for (const rec of victims.slice(0, STOPS_PER_PASS[band])) {
       if (!store.sandboxes.transition(rec.id, ['running'], 'stopping', 'memory_pressure', {}, rec.version)) continue;

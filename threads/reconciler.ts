@@ -11,9 +11,23 @@ function deps(config: Config): ReconcileDeps {
   };
 }
 
-/** One full pass over every row and labelled container (on boot, and on the reconcile interval). */
-export async function reconcile(task: { config: Config; boot: boolean }): Promise<ReconcileReport> {
-  return reconcileAll(deps(task.config), task.boot);
+/**
+ * One full pass over every row and labelled container (on boot, and on the reconcile interval), and the
+ * egress firewall put back if anything flushed or moved it (this thread shares the daemon's root/NET_ADMIN).
+ */
+export async function reconcile(task: { config: Config; boot: boolean }): Promise<ReconcileReport & { firewallRepaired: string[] }> {
+  const d = deps(task.config);
+  let firewallRepaired: string[] = [];
+  if (task.config.hostFirewall) {
+    // First, and whatever the rows do: a pass that fails half-way must not leave the rules missing.
+    try {
+      firewallRepaired = await d.runtime.protectHost();
+      if (firewallRepaired.length) d.log.warn('egress firewall rules were missing or out of place; put back', { repaired: firewallRepaired });
+    } catch (err) {
+      d.log.error('cannot repair the egress firewall; /readyz reports what is missing', { error: errorMessage(err) });
+    }
+  }
+  return { ...(await reconcileAll(d, task.boot)), firewallRepaired };
 }
 
 /**

@@ -15,7 +15,10 @@ if [ -n "$ca" ] && [ ! -r "$ca" ]; then
   exit 1
 fi
 
-inputs=$( { printf '%s\n' "${packages[@]}"; docker image inspect -f '{{.Id}}' sandboxed/base:bookworm; \
+# The image's sandbox user has the ids the daemon runs sandboxes as (src/config.ts has the same default).
+uid=${SANDBOXD_SANDBOX_UID:-61000}
+gid=${SANDBOXD_SANDBOX_GID:-61000}
+inputs=$( { printf '%s\n' "${packages[@]}" "uid=$uid:$gid"; docker image inspect -f '{{.Id}}' sandboxed/base:bookworm; \
   find "$here" -type f ! -name build.sh -print0 | sort -z | xargs -0 sha256sum; if [ -n "$ca" ]; then sha256sum < "$ca"; fi; } | sha256sum | cut -c1-16)
 if [ "${1:-}" != "--force" ] && image_current "$image" "$inputs"; then
   echo "sandbox image $image: up to date"
@@ -27,6 +30,7 @@ trap 'rm -rf "$ctx"' EXIT
 echo "staging ${packages[*]} with npm"
 npm install --global --prefix "$ctx/usr-local" --no-audit --no-fund --loglevel=error "${packages[@]}" >/dev/null
 cp -a "$here/Dockerfile" "$here/skel" "$here/supervisor" "$ctx/"
+sed -i -e "s/^ARG SANDBOX_UID=.*/ARG SANDBOX_UID=$uid/" -e "s/^ARG SANDBOX_GID=.*/ARG SANDBOX_GID=$gid/" "$ctx/Dockerfile"
 if [ -n "$ca" ]; then cp "$ca" "$ctx/extra-ca.crt"; else : > "$ctx/extra-ca.crt"; fi
 build_image "$image" "$inputs" "$ctx"
 echo "sandbox image $image: built"

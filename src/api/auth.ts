@@ -49,6 +49,15 @@ export class Authenticator {
     return this.config.authDisabled;
   }
 
+  /** True when `secret` is one of the configured API tokens (constant time: every one is compared); the gateway strips those. */
+  isApiToken(secret: string): boolean {
+    if (!this.tokens.length) return false;
+    const presented = digest(secret);
+    let found = false;
+    for (const { hash } of this.tokens) found = timingSafeEqual(presented, hash) || found;
+    return found;
+  }
+
   /**
    * The caller a request acts as; throws unauthorized when auth is on and no valid token is given, or
    * rate_limited (with Retry-After) once the client's address has failed too often this minute.

@@ -128,10 +128,25 @@ async function deleteFiles(ctx: RequestContext<unknown, DeleteQ>) {
   const tree = treeOf(ctx, rec);
   const entry = await tree.stat(target.parts);
   if (!entry) throw new AppError('not_found', `path: '${ctx.query.path}' does not exist`, { field: 'path' });
-  const live = entry.type === 'dir' && ctx.query.recursive ? await ctx.deps.runtime.inspect(rec.id) : undefined;
-  if (live?.running) {
-    // While the sandbox runs it can swap directories under a host-side recursive delete; inside the
-    // container, rm can only ever reach the sandbox's own files.
+  const recursive = ctx.query.recursive ?? false;
+  const done = () => audit(ctx, rec, 'files.delete', { path: ctx.query.path, recursive });
+  if (entry.type !== 'dir' || !recursive) {
+    // One unlink or rmdir relative to the parent's descriptor: atomic, safe whether or not the sandbox runs.
+    await tree.remove(target.parts, recursive);
+    done();
+    return { status: 200, body: { path: target.inSandbox, deleted: true } };
+  }
+  // A stopped sandbox's tree is removed host-side by descriptor, under its lifecycle lock: a wake (one
+  // preview request) waits until the walk is over instead of starting an app that swaps directories under it.
+  const host = await ctx.deps.lifecycle.whileStopped(rec.id, async () => {
+    await tree.remove(target.parts, true);
+    done();
+  });
+  if (!host.ran) {
+    if (!(await ctx.deps.runtime.inspect(rec.id))?.running) {
+      throw new AppError('conflict', `the sandbox is ${host.status}; retry the delete in a moment`, { status: host.status });
+    }
+    // Inside the running container rm can only ever reach the sandbox's own files.
     // It holds an exec slot up to 2 minutes: it takes a session slot, so a flood of deletes is refused 429.
     const release = takeSlot(ctx.deps, rec, 'files_delete', { liveOnly: true });
     const r = await Promise.resolve()
@@ -139,10 +154,8 @@ async function deleteFiles(ctx: RequestContext<unknown, DeleteQ>) {
       .catch((err) => { throw execFailure(err); })
       .finally(release);
     if (r.exit_code !== 0) throw new AppError('sandbox_unavailable', `the delete did not finish: ${r.stderr.trim()}`);
-  } else {
-    await tree.remove(target.parts, ctx.query.recursive ?? false);
+    done();
   }
-  audit(ctx, rec, 'files.delete', { path: ctx.query.path, recursive: ctx.query.recursive ?? false });
   return { status: 200, body: { path: target.inSandbox, deleted: true } };
 }
 

@@ -8,7 +8,7 @@ import { NoQuery, Ready } from './schemas.ts';
 const tags = ['health'];
 
 async function readiness(ctx: RequestContext) {
-  const checks = { sqlite: 'ok', runtime: 'ok', disk: 'ok' };
+  const checks = { sqlite: 'ok', runtime: 'ok', disk: 'ok', egress: ctx.deps.config.hostFirewall ? 'ok' : 'off' };
   const { db } = ctx.deps.store;
   try {
     // A real read of the file (SELECT 1 alone never touches it): a store that cannot even read says so here.
@@ -27,8 +27,20 @@ async function readiness(ctx: RequestContext) {
   } catch (err) {
     checks.runtime = errorMessage(err);
   }
-  const ready = checks.sqlite === 'ok' && checks.runtime === 'ok' && checks.disk === 'ok';
+  if (ctx.deps.config.hostFirewall) checks.egress = await egressCheck(ctx);
+  // Firewall off is the operator's loud choice, not a fault: it does not make the daemon unready.
+  const ready = checks.sqlite === 'ok' && checks.runtime === 'ok' && checks.disk === 'ok' && (checks.egress === 'ok' || checks.egress === 'off');
   return { status: ready ? 200 : 503, body: { ready, checks, data_disk: { free_bytes: disk.freeBytes, min_free_bytes: minFreeBytes } } };
+}
+
+/** 'ok', or what of the egress firewall is missing right now (read live: the reconcile pass repairs it within one interval). */
+async function egressCheck(ctx: RequestContext): Promise<string> {
+  try {
+    const missing = await ctx.deps.runtime.firewallProblems();
+    return missing.length ? missing.join('; ') : 'ok';
+  } catch (err) {
+    return `cannot read the firewall: ${errorMessage(err)}`;
+  }
 }
 
 function renderMetrics(ctx: RequestContext): string {
@@ -49,8 +61,25 @@ function renderMetrics(ctx: RequestContext): string {
     { name: 'sandboxd_worker_queue', help: 'Tasks waiting for a worker.', samples: [[{}, pool.queued]] },
     { name: 'sandboxd_worker_utilization', help: 'Share of time the pool was busy.', samples: [[{}, pool.utilization]] },
     { name: 'sandboxd_data_disk_free_bytes', help: 'Free bytes on the data disk (SANDBOXED_DATA_DIR), as an unprivileged writer sees them.', samples: freeBytes === undefined ? [] : [[{}, freeBytes]] },
+    ...workspaceDiskGauges(ctx),
     { name: 'sandboxd_storage_failures', help: 'SQLite writes and reads the data disk refused on the main thread since start.', samples: [[{}, ctx.deps.store.db.storageFailures]] },
   ]);
+}
+
+/** Per-sandbox workspace use and limit (mounted images only; a plain-directory workspace has no limit yet). */
+function workspaceDiskGauges(ctx: RequestContext): { name: string; help: string; samples: [Record<string, string>, number][] }[] {
+  const used: [Record<string, string>, number][] = [];
+  const limit: [Record<string, string>, number][] = [];
+  for (const { id } of ctx.deps.store.db.all<{ id: string }>('SELECT id FROM sandboxes')) {
+    const u = ctx.deps.workspaces.volumes.usageSync(id);
+    if (!u) continue;
+    used.push([{ sandbox: id }, u.usedMb * 1024 * 1024]);
+    limit.push([{ sandbox: id }, u.limitMb * 1024 * 1024]);
+  }
+  return [
+    { name: 'sandboxd_workspace_disk_used_bytes', help: 'Bytes used in each sandbox workspace image.', samples: used },
+    { name: 'sandboxd_workspace_disk_limit_bytes', help: 'Size limit of each sandbox workspace image.', samples: limit },
+  ];
 }
 
 /** Liveness, readiness and the OpenAPI document: open, no token needed. */

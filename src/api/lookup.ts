@@ -1,21 +1,46 @@
 import { AppError } from '../errors.ts';
 import { parseRef } from '../ids.ts';
+import type { Actor } from '../sandboxes/lifecycle.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
 import type { RequestContext } from './route.ts';
 
-/** Resolves `{id}` (a ULID in any case, or a name) to a sandbox the caller may see; others' sandboxes are 404. */
+const OWNER_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * Resolves `{id}` to a sandbox the caller may see. Forms: a ULID (any case); a name, looked up among the
+ * caller's own sandboxes; `owner/name` (the `/` sent as %2F), for an admin addressing another tenant.
+ * Whatever the caller may not see answers exactly as what does not exist: the same 404, the same message.
+ */
 export function findSandbox(ctx: RequestContext, raw = ctx.params.id ?? ''): SandboxRecord {
-  const ref = parseRef(raw);
-  if (!ref) throw new AppError('invalid_request', `id: '${raw.slice(0, 80)}' is neither a sandbox id (ULID) nor a name ([a-z0-9-]{1,63})`, { field: 'id' });
-  const { sandboxes } = ctx.deps.store;
-  const rec = 'id' in ref ? sandboxes.get(ref.id) : sandboxes.getByName(ref.name);
+  const slash = raw.indexOf('/');
+  const ownerPart = slash >= 0 ? raw.slice(0, slash) : undefined;
+  const ref = parseRef(slash >= 0 ? raw.slice(slash + 1) : raw);
+  if (!ref || (ownerPart !== undefined && (!OWNER_RE.test(ownerPart) || 'id' in ref))) {
+    throw new AppError('invalid_request', `id: '${raw.slice(0, 80)}' is neither a sandbox id (ULID), a name ([a-z0-9-]{1,63}) nor owner/name (the / sent as %2F)`, { field: 'id' });
+  }
+  const rec = 'id' in ref ? ctx.deps.store.sandboxes.get(ref.id) : byName(ctx, ref.name, ownerPart);
   if (!rec || (!ctx.caller.admin && rec.owner !== ctx.caller.name)) {
     throw new AppError('not_found', `sandbox '${raw.slice(0, 80)}' not found`);
   }
   return rec;
 }
 
+/**
+ * A name within one tenant: `owner` when given, else the caller's own. An admin's bare name that is not its
+ * own falls back to the one tenant that has it; when several do, it must say which.
+ */
+function byName(ctx: RequestContext, name: string, owner: string | undefined): SandboxRecord | undefined {
+  const { sandboxes } = ctx.deps.store;
+  const own = sandboxes.getByName(name, owner ?? ctx.caller.name);
+  if (own || owner !== undefined || !ctx.caller.admin) return own;
+  const all = sandboxes.listByName(name);
+  if (all.length > 1) {
+    throw new AppError('conflict', `several tenants have a sandbox named '${name}' (${all.map((r) => r.owner).join(', ')}); address one by id or as owner%2Fname`, { field: 'id', owners: all.map((r) => r.owner) });
+  }
+  return all[0];
+}
+
 /** The lifecycle's view of who is acting. */
-export function actorOf(ctx: RequestContext): { name: string; requestId: string } {
-  return { name: ctx.caller.name, requestId: ctx.requestId };
+export function actorOf(ctx: RequestContext): Actor {
+  return { name: ctx.caller.name, requestId: ctx.requestId, admin: ctx.caller.admin };
 }

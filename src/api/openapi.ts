@@ -19,7 +19,7 @@ export function buildOpenApi(routes: Route[]): unknown {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const params = [...r.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({
-      name, in: 'path', required: true, schema: { type: 'string' }, description: 'Sandbox id (ULID, any case) or name.',
+      name, in: 'path', required: true, schema: { type: 'string' }, description: name === 'id' ? "Sandbox id (ULID, any case), or a name among the caller's own sandboxes, or (admin) owner/name with the / sent as %2F." : 'Sandbox id (ULID, any case) or name.',
     }));
     const queryProps = (r.query as { properties?: Record<string, TSchema> } | undefined)?.properties ?? {};
     const query = Object.entries(queryProps).map(([name, schema]) => ({ name, in: 'query', required: false, schema: plain(schema) }));

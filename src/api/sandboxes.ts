@@ -61,8 +61,8 @@ export function listSandboxes(ctx: RequestContext<unknown, ListQuery>) {
 /** One sandbox with its live container state. */
 export async function getSandbox(ctx: RequestContext) {
   const rec = findSandbox(ctx);
-  const live = await ctx.deps.runtime.inspect(rec.id).catch(() => null);
-  return { status: 200, body: sandboxView(ctx.deps.config, rec, live ?? null) };
+  const [live, disk] = await Promise.all([ctx.deps.runtime.inspect(rec.id).catch(() => null), ctx.deps.workspaces.diskUsage(rec.id)]);
+  return { status: 200, body: sandboxView(ctx.deps.config, rec, live ?? null, disk) };
 }
 
 /** Destroys the container and keeps the workspace. */

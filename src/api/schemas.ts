@@ -35,7 +35,7 @@ export const External = Type.Object({
 
 export const CreateSandbox = Type.Object({
   id: Type.Optional(Type.String({ pattern: '^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$', description: 'A ULID (any case); generated when absent.' })),
-  name: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,63}$', description: 'Unique name, usable wherever an id is.' })),
+  name: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,63}$', description: "Unique among the tenant's own sandboxes; usable wherever an id is (an admin reaching another tenant's writes owner%2Fname)." })),
   ports: Type.Optional(Type.Array(Port, { minItems: 1, maxItems: 16, uniqueItems: true, description: 'Preview ports; default [3000].' })),
   env: Type.Optional(EnvMap('Injected into the container and every exec and task.')),
   image: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
@@ -43,8 +43,9 @@ export const CreateSandbox = Type.Object({
     memory_mb: Type.Optional(Type.Integer({ minimum: 64 })),
     cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     pids: Type.Optional(Type.Integer({ minimum: 16 })),
+    disk_mb: Type.Optional(Type.Integer({ minimum: 32, description: 'Workspace size limit in MiB (kernel-enforced: writes past it get ENOSPC); default SANDBOXD_DEFAULT_DISK_MB, at most SANDBOXD_MAX_DISK_MB.' })),
   }, { additionalProperties: false })),
-  idle_policy: Type.Optional(Type.Union([Type.Literal('sleep'), Type.Literal('always_on')])),
+  idle_policy: Type.Optional(Type.Union([Type.Literal('sleep'), Type.Literal('always_on')], { description: 'always_on counts against the tenant\'s always_on quota (0 unless granted; 403 quota_exceeded).' })),
   idle_timeout_s: Type.Optional(Type.Integer({ minimum: 10, maximum: 7 * 86400 })),
   labels: Type.Optional(Type.Record(Type.String({ pattern: LabelKey }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false })),
   external: Type.Optional(External),
@@ -52,6 +53,11 @@ export const CreateSandbox = Type.Object({
   port_visibility: Type.Optional(Type.Record(Type.String({ pattern: '^[1-9][0-9]{0,4}$' }), Type.Union([Type.Literal('public'), Type.Literal('private')]), {
     additionalProperties: false, maxProperties: 16, description: 'Per-port override of visibility, e.g. {"3000": "public"}.',
   })),
+  network: Type.Optional(Type.Object({
+    egress: Type.Optional(Type.Union([Type.Literal('internet'), Type.Literal('none')], {
+      description: 'internet (default): the public internet, nothing near the host. none: nothing outside the sandbox; only the preview gateway reaches it.',
+    })),
+  }, { additionalProperties: false })),
 }, { additionalProperties: false, $id: 'CreateSandbox' });
 export type CreateSandbox = Static<typeof CreateSandbox>;
 
@@ -104,7 +110,10 @@ export const Sandbox = Type.Object({
   preview_urls: Type.Record(Type.String(), Type.String()),
   container_id: Type.Union([Type.String(), Type.Null()]),
   container: Type.Optional(Type.Union([Container, Type.Null()], { description: 'Live state from the runtime (single-sandbox reads only).' })),
-  resources: Type.Object({ memory_mb: Type.Integer(), cpus: Type.Number(), pids: Type.Integer() }),
+  resources: Type.Object({ memory_mb: Type.Integer(), cpus: Type.Number(), pids: Type.Integer(), disk_mb: Type.Integer() }),
+  disk: Type.Optional(Type.Union([Type.Object({ used_mb: Type.Integer(), limit_mb: Type.Integer() }), Type.Null()], {
+    description: 'Workspace use and limit in MiB (single-sandbox reads only); null while an older plain-directory workspace awaits conversion at its next start.',
+  })),
   idle_policy: Type.String(),
   idle_timeout_s: Type.Integer(),
   keepalive_until: Timestamp,
@@ -112,6 +121,7 @@ export const Sandbox = Type.Object({
   external: External,
   visibility: Type.String(),
   port_visibility: Type.Record(Type.String(), Type.String()),
+  network: Type.Object({ egress: Type.Union([Type.Literal('internet'), Type.Literal('none')]) }),
   env_keys: Type.Array(Type.String(), { description: 'Names only: values are never returned.' }),
   created_at: Type.String({ format: 'date-time' }),
   updated_at: Type.String({ format: 'date-time' }),
@@ -143,6 +153,9 @@ export const PreviewToken = Type.Object({
 
 export const Ready = Type.Object({
   ready: Type.Boolean(),
-  checks: Type.Object({ sqlite: Type.String(), runtime: Type.String(), disk: Type.String() }),
+  checks: Type.Object({
+    sqlite: Type.String(), runtime: Type.String(), disk: Type.String(),
+    egress: Type.String({ description: 'ok, off (SANDBOXD_HOST_FIREWALL=false), or what of the egress firewall is missing (the reconcile pass puts it back).' }),
+  }),
   data_disk: Type.Object({ free_bytes: Type.Union([Type.Integer(), Type.Null()]), min_free_bytes: Type.Integer() }),
 });

@@ -18,9 +18,11 @@ import { compile, match, type ApiDeps, type Route, type WsRoute } from './route.
 import { sandboxRoutes } from './sandboxes.ts';
 import { taskRoutes, taskWsRoutes } from './tasks.ts';
 import { attachWebSockets } from './upgrade.ts';
+import { checkLocalRequest, PROBE_PATHS } from './browser-guard.ts';
 import { isEngineUnreachable } from '../runtime/runtime.ts';
 import { isStorageFailure, StorageError } from '../store/disk.ts';
 import { validate } from './validate.ts';
+import { isWorkspaceFull } from '../workspaces/volumes.ts';
 
 /** Every HTTP route the API serves, in match order. */
 export function allRoutes(): Route[] {
@@ -78,6 +80,14 @@ export function createApiServer(deps: ApiDeps): Server {
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string) => {
     const url = parseTarget(req.url);
     if (!url) throw new AppError('invalid_request', 'the request target is not a valid path; send a path such as /v1/sandboxes');
+    // With auth off, only a local program may drive the API: no web page, no rebound DNS name, no proxy in front.
+    if (deps.config.authDisabled && !PROBE_PATHS.has(url.pathname)) {
+      const refused = checkLocalRequest(req.rawHeaders, req.url, { authDisabled: true, apiPort: deps.config.api.port });
+      if (refused) {
+        deps.metrics.inc('sandboxd_api_browser_refusals_total', 'API requests and upgrades refused for their Host, Origin or proxy headers, by code.', { code: refused.code });
+        throw refused;
+      }
+    }
     const found = match(routes, req.method ?? 'GET', url.pathname);
     if (found === undefined) throw new AppError('not_found', `no route for ${req.method} ${url.pathname}; see /openapi.json`);
     if (found === 'methodMismatch') throw new AppError('method_not_allowed', `${req.method} is not allowed on ${url.pathname}; see /openapi.json`);
@@ -129,6 +139,8 @@ export function createApiServer(deps: ApiDeps): Server {
     if (isEngineUnreachable(thrown)) deps.log.warn('the container engine is unreachable', { request_id: requestId, error: errorMessage(thrown) });
     const err = isEngineUnreachable(thrown) ? new AppError('sandbox_unavailable', 'the container engine (Docker) is not answering; retry shortly', undefined, 5)
       // A file write that hit ENOSPC, or a storage error that crossed a worker boundary: 503 naming the data dir.
+      // ENOSPC from a sandbox's own size-limited workspace is the tenant's to fix, not a data-disk outage.
+      : !(thrown instanceof AppError) && isWorkspaceFull(thrown, deps.config.dataDir) ? new AppError('workspace_full', "the sandbox's workspace is at its size limit (resources.disk_mb): delete files in it, or recreate the sandbox with a larger resources.disk_mb")
       : !(thrown instanceof AppError) && isStorageFailure(thrown) ? new StorageError(deps.config.dataDir, thrown) : thrown;
     if (err instanceof AppError) {
       const headers: Record<string, string> = err.code === 'unauthorized' ? { 'www-authenticate': 'Bearer' } : {};

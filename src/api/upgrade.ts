@@ -6,6 +6,7 @@ import { answerRaw } from '../http/raw-answer.ts';
 import { reportUnexpected } from '../boundary.ts';
 import { decodeComponent, parseTarget } from '../http/target.ts';
 import type { Authenticator } from './auth.ts';
+import { checkUpgrade } from './browser-guard.ts';
 import { compile, match, type ApiDeps, type Route, type WsRoute } from './route.ts';
 import { validate } from './validate.ts';
 
@@ -28,6 +29,12 @@ export function attachWebSockets(server: Server, routes: WsRoute[], deps: ApiDep
     const handshake = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
     handshake.unref();
     void (async () => {
+      // Browsers send Origin on every upgrade: with auth off only a local program may open one, with auth on no other site's page.
+      const refused = checkUpgrade(req.rawHeaders, req.url, { authDisabled: deps.config.authDisabled, apiPort: deps.config.api.port });
+      if (refused) {
+        deps.metrics.inc('sandboxd_api_browser_refusals_total', 'API requests and upgrades refused for their Host, Origin or proxy headers, by code.', { code: refused.code });
+        throw refused;
+      }
       const url = parseTarget(req.url);
       if (!url) throw new AppError('invalid_request', 'the request target is not a valid path');
       const found = match(compiled, 'GET', url.pathname);

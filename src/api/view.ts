@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import type { ContainerState } from '../runtime/runtime.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { DiskUsage } from '../workspaces/volumes.ts';
 import type { Sandbox } from './schemas.ts';
 
 /** A stored millisecond time as ISO 8601, or null. */
@@ -14,7 +15,7 @@ export function previewUrl(config: Config, sandboxId: string, port: number): str
 }
 
 /** The public JSON of a sandbox. `id` is the only key named "id": the README's sed line relies on it. */
-export function sandboxView(config: Config, s: SandboxRecord, live?: ContainerState | null): Sandbox {
+export function sandboxView(config: Config, s: SandboxRecord, live?: ContainerState | null, disk?: DiskUsage | null): Sandbox {
   return {
     id: s.id,
     name: s.name,
@@ -33,7 +34,8 @@ export function sandboxView(config: Config, s: SandboxRecord, live?: ContainerSt
         started_at: live.startedAt, finished_at: live.finishedAt, ip: live.ip,
       },
     }),
-    resources: { memory_mb: s.memoryMb, cpus: s.cpus, pids: s.pids },
+    resources: { memory_mb: s.memoryMb, cpus: s.cpus, pids: s.pids, disk_mb: s.diskMb ?? config.defaults.diskMb },
+    ...(disk === undefined ? {} : { disk: disk && { used_mb: disk.usedMb, limit_mb: disk.limitMb } }),
     idle_policy: s.idlePolicy,
     idle_timeout_s: s.idleTimeoutS,
     keepalive_until: iso(s.keepaliveUntil),
@@ -41,6 +43,7 @@ export function sandboxView(config: Config, s: SandboxRecord, live?: ContainerSt
     external: s.external,
     visibility: s.visibility,
     port_visibility: s.portVisibility,
+    network: { egress: s.egress },
     env_keys: Object.keys(s.env),
     created_at: iso(s.createdAt)!,
     updated_at: iso(s.updatedAt)!,

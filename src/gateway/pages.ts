@@ -11,5 +11,6 @@ export const notFoundPage = () => page('Nothing here', 'There is no preview at t
 export const startingPage = () => page('Starting…', 'This app was asleep and is waking up. The page reloads by itself in a moment.', 2);
 export const wakeFailedPage = (why: string) => page('This app could not start', why);
 export const notListeningPage = (port: number) => page('Nothing is listening yet', `The sandbox is running, but no server answers on port ${port} yet. The page reloads by itself.`, 3);
+export const sandboxDownPage = () => page('This app is switched off', 'Its sandbox was shut down by its owner or failed to start, and a visit does not start it again. Ask its owner to start it.');
 export const privatePage = () => page('This preview is private', 'Open it with the link you were given: it carries a preview token.');
 export const badRequestPage = (why: string) => page('Bad request', `The browser sent a request this gateway cannot pass on: ${why}.`);

@@ -1,14 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Authenticator } from '../api/auth.ts';
 import type { SandboxRecord } from '../store/sandboxes.ts';
+import { previewCookieName, withoutPreviewCookies } from './cookies.ts';
 import { isTokenShaped, type PreviewTokens } from './preview-tokens.ts';
-
-export const PREVIEW_COOKIE = 'sandboxed_preview';
 
 /** How a request to a preview may go on. */
 export type PreviewAccess =
-  /** `viaApiToken`: the Authorization header was ours, and must not travel on to the app. */
-  | { allow: true; viaApiToken?: boolean }
+  | { allow: true }
   /** A `?token=` was swapped for a cookie: send the browser to the same URL without it. */
   | { allow: 'redirect'; location: string; cookie: string }
   | { allow: false; why: string };
@@ -74,16 +72,16 @@ export function previewAccess(req: IncomingMessage, path: string, rec: SandboxRe
     const valid = [...new Set(target.tokens.filter(isTokenShaped))].map((t) => ({ t, exp: tokens.verify(t, rec.id, port) })).find((c) => c.exp);
     if (!valid) return { allow: false, why: 'the preview token is invalid, expired, or for another sandbox' };
     const maxAge = Math.max(1, Math.floor((valid.exp! - Date.now()) / 1000));
-    const cookie = `${PREVIEW_COOKIE}=${valid.t}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
-    // One leading slash only: `//host/x` would make the redirect leave this preview (an open redirect).
-    const location = `/${target.pathname.replace(/^[/\\]+/, '')}${target.rest.length ? `?${target.rest.join('&')}` : ''}`;
+    // Over TLS `__Host-`: Secure, Path=/ and no Domain, so no sibling preview can set or overwrite it.
+    const cookie = `${previewCookieName(secure)}=${valid.t}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
+    const location = `${sameOriginPath(target.pathname)}${target.rest.length ? `?${target.rest.join('&')}` : ''}`;
     return { allow: 'redirect', location, cookie };
   }
-  if (cookieValues(req, PREVIEW_COOKIE).some((c) => tokens.verify(c, rec.id, port))) return { allow: true };
+  if (cookieValues(req, previewCookieName(secure)).some((c) => tokens.verify(c, rec.id, port))) return { allow: true };
   if (req.headers.authorization && !auth.disabled) {
     try {
       const caller = auth.authenticate(req);
-      if (caller.admin || caller.name === rec.owner) return { allow: true, viaApiToken: true };
+      if (caller.admin || caller.name === rec.owner) return { allow: true };
     } catch {
       // fall through to the refusal
     }
@@ -91,19 +89,77 @@ export function previewAccess(req: IncomingMessage, path: string, rec: SandboxRe
   return { allow: false, why: 'this preview is private: open it with a link that carries a preview token' };
 }
 
-/** Removes what opened a private preview (our cookie; the API token) from the request before it reaches the sandbox. */
-export function stripPreviewCredentials(req: IncomingMessage, viaApiToken: boolean): void {
-  const raw = req.rawHeaders;
-  const kept: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === 'authorization' && viaApiToken) continue;
-    if (name === 'cookie') {
-      const rest = raw[i + 1]!.split(';').map((c) => c.trim()).filter((c) => c && c.slice(0, Math.max(0, c.indexOf('='))).trim() !== PREVIEW_COOKIE).join('; ');
-      if (rest) kept.push(raw[i]!, rest);
-      continue;
-    }
-    kept.push(raw[i]!, raw[i + 1]!);
+/**
+ * A same-origin redirect target with exactly one leading `/`, whatever the client sent: browsers read `\`
+ * as `/`, `//x` as another host, and resolve dot segments (`/.//evil.example` becomes `//evil.example`),
+ * encoded ones (`%2e`) included. So: collapse, let the URL parser resolve what a browser would, collapse again.
+ */
+export function sameOriginPath(pathname: string): string {
+  let path = `/${pathname.replace(/^[/\\]+/, '')}`;
+  try {
+    path = new URL(path, 'http://preview.invalid').pathname;
+  } catch {
+    path = '/';
   }
-  raw.splice(0, raw.length, ...kept);
+  return `/${path.replace(/^[/\\]+/, '')}`;
+}
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/** The target without `token` query parameters whose value is one of our API tokens (the path itself when there are none). */
+function withoutApiTokenParams(path: string, auth: Authenticator): string {
+  const q = path.indexOf('?');
+  if (q < 0) return path;
+  const query = path.slice(q + 1);
+  // A key that decodes to `token` is spelt with it literally or with a percent-escape: most queries stop here.
+  if (!query.includes('token') && !query.includes('%')) return path;
+  const parts = query.split('&');
+  const kept = parts.filter((part) => {
+    const eq = part.indexOf('=');
+    if (eq < 0 || decode(part.slice(0, eq).replace(/\+/g, ' ')) !== 'token') return true;
+    return !auth.isApiToken(decode(part.slice(eq + 1).replace(/\+/g, ' ')));
+  });
+  if (kept.length === parts.length) return path;
+  return kept.length ? `${path.slice(0, q)}?${kept.join('&')}` : path.slice(0, q);
+}
+
+/**
+ * Removes our credentials from every proxied request, public preview or private, and answers the target to
+ * send on: the preview cookie (either name), an `Authorization: Bearer` carrying one of our API tokens (an
+ * app's own Bearer tokens pass: apps may do their own auth), and `token` query parameters that are API
+ * tokens. One pass over the raw headers, by name length first; nothing is copied unless something goes.
+ */
+export function stripCredentials(req: IncomingMessage, path: string, auth: Authenticator): string {
+  const raw = req.rawHeaders;
+  let kept: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    let next: string | undefined = value;
+    if (name.length === 6 && name.toLowerCase() === 'cookie') next = withoutPreviewCookies(value) || undefined;
+    else if (name.length === 13 && name.toLowerCase() === 'authorization') {
+      const m = BEARER.exec(value);
+      if (m && auth.isApiToken(m[1]!)) next = undefined;
+    }
+    if (next !== value && !kept) kept = raw.slice(0, i);
+    if (kept && next !== undefined) kept.push(name, next);
+  }
+  if (kept) {
+    // Node builds req.headers lazily from rawHeaders and their original count (a shorter array would make it
+    // throw later): build it now, then bring it in step with what is left.
+    const headers = req.headers;
+    raw.splice(0, raw.length, ...kept);
+    let authorization: string | undefined;
+    const cookies: string[] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      if (name === 'authorization') authorization ??= raw[i + 1];
+      else if (name === 'cookie') cookies.push(raw[i + 1]!);
+    }
+    if (authorization === undefined) delete headers.authorization;
+    else headers.authorization = authorization;
+    if (cookies.length) headers.cookie = cookies.join('; ');
+    else delete headers.cookie;
+  }
+  return withoutApiTokenParams(path, auth);
 }

@@ -1,6 +1,7 @@
 import { request, type Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { hostOnlyCookies } from './cookies.ts';
 import { checkResponseFraming, checkResponseHead, endToEnd, forwardedHeaders, HOP_BY_HOP, parseResponseHead, type Checked, upstreamRequestHeaders } from './framing.ts';
 
 /** The error code of a request that waited too long for an upstream connection. */
@@ -89,6 +90,7 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: Upstrea
         headers = endToEnd(up.rawHeaders);
         const why = checkResponseFraming(up.rawHeaders) ?? checkResponseHead(up.statusCode, up.statusMessage, headers);
         if (why) return fail(bad(why));
+        hostOnlyCookies(headers);
       } catch (err) {
         return relayFailed(err);
       }
@@ -256,6 +258,7 @@ export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer,
           }
           const switching = parsed.status === 101;
           const out = switching ? switchingHeaders(parsed.headers) : [...endToEnd(parsed.headers.flat()), ...parsed.headers.filter(([n]) => /^(transfer-encoding)$/i.test(n)), ['connection', 'close'] as [string, string]];
+          hostOnlyCookies(out);
           upstream.off('data', onData);
           clearTimeout(timer);
           client.write(`HTTP/1.1 ${parsed.status} ${parsed.reason}\r\n${out.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);

@@ -14,12 +14,12 @@ import type { Activity } from '../sandboxes/activity.ts';
 import type { SandboxRecord, SandboxStore } from '../store/sandboxes.ts';
 import { checkRequest, type Checked } from './framing.ts';
 import { parsePreviewHost } from './hosts.ts';
-import { badRequestPage, notFoundPage, notListeningPage, privatePage, startingPage, wakeFailedPage } from './pages.ts';
+import { badRequestPage, notFoundPage, notListeningPage, privatePage, sandboxDownPage, startingPage, wakeFailedPage } from './pages.ts';
 import type { PreviewTokens } from './preview-tokens.ts';
-import { isPrivate, previewAccess, stripPreviewCredentials } from './private.ts';
+import { isPrivate, previewAccess, stripCredentials } from './private.ts';
 import { BAD_UPSTREAM, isUpstreamError, proxyHttp, UPSTREAM_BUSY, UPSTREAM_TIMEOUT } from './proxy.ts';
 import { Upstreams } from './upstreams.ts';
-import type { Waker } from './wake.ts';
+import { sandboxDown, type Waker } from './wake.ts';
 import { handleUpgrade } from './ws.ts';
 
 /** What the gateway needs; it never sees the API's routes, so no Host header can reach them through it. */
@@ -75,7 +75,8 @@ function answer(req: IncomingMessage, res: ServerResponse, err: AppError, html: 
 function failure(err: unknown, port: number): { err: AppError; html: string; headers: Record<string, string> } | undefined {
   if (err instanceof AppError) {
     const retryAfter = err.retryAfterS ?? (err.code === 'not_ready' ? 5 : undefined);
-    return { err, html: err.code === 'not_found' ? notFoundPage() : wakeFailedPage(err.message), headers: retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {} };
+    const html = err.code === 'not_found' ? notFoundPage() : err.code === 'sandbox_down' ? sandboxDownPage() : wakeFailedPage(err.message);
+    return { err, html, headers: retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {} };
   }
   if (!isUpstreamError(err)) return undefined;
   if (err.code === UPSTREAM_TIMEOUT) return { err: new AppError('gateway_timeout', `${err.message}; retry, or raise SANDBOXD_GATEWAY_UPSTREAM_HEADERS_TIMEOUT_S for a slow app`), html: wakeFailedPage(err.message), headers: {} };
@@ -116,6 +117,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
         const ip = (await runtime.inspect(rec.id))?.ip;
         if (ip) return upstreams.bind(rec.id, rec.version, ip);
       }
+      // Checked here too (the waker checks again under the lock): no timer, no wait for a sandbox that stays down.
+      if (rec.status === 'destroyed' || rec.status === 'error') throw sandboxDown(rec.id, rec.status);
       const wake = waker.wake(rec.id, port, Date.now() + config.wakeHoldS * 1000);
       if (res && wantsHtml(req)) {
         // A person is looking at a blank tab: after a moment, show that something is happening.
@@ -174,8 +177,9 @@ export function createGatewayServer(deps: GatewayDeps): Server {
         res.writeHead(302, { location: access.location, 'set-cookie': access.cookie, 'cache-control': 'no-store' });
         return void res.end();
       }
-      stripPreviewCredentials(req, access.viaApiToken ?? false);
     }
+    // Public or private: our API tokens and the preview cookie never reach the app.
+    checked.path = stripCredentials(req, checked.path, deps.auth);
     // One client address holds at most this many of a preview's upstream requests (its 64 pooled sockets are
     // everyone's). Loopback is a local proxy carrying everyone's traffic: not capped.
     const address = req.socket.remoteAddress;
@@ -195,7 +199,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     }
     gw.touch(rec.id);
     const fail = (f: NonNullable<ReturnType<typeof failure>>) => {
-      if (f.err.code === 'not_found') return answer(req, res, f.err, f.html);
+      // Expected answers, not failures: an anonymous flood at a destroyed sandbox must not flood the log.
+      if (f.err.code === 'not_found' || f.err.code === 'sandbox_down') return answer(req, res, f.err, f.html, { 'cache-control': 'no-store' });
       log.warn('preview request failed', { sandbox: rec.id, port, code: f.err.code, error: f.err.message });
       answer(req, res, f.err, f.html, f.headers);
     };

@@ -3,9 +3,21 @@ import { AppError } from '../errors.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Lifecycle } from '../sandboxes/lifecycle.ts';
-import type { SandboxStore } from '../store/sandboxes.ts';
+import type { SandboxStore, Status } from '../store/sandboxes.ts';
 
 const POLL_MS = 100;
+
+/**
+ * The only statuses a preview request may start a sandbox from: `stopped` (asleep) and `running` (its
+ * container died under it). `destroyed` and `error` were someone's decision or a failure to look at: they
+ * stay down until an authorized `POST /v1/sandboxes/{id}/start`.
+ */
+export const WAKES_FROM: Status[] = ['running', 'stopped'];
+
+/** The answer to a preview of a sandbox that is down on purpose (destroyed) or after a failure (error). */
+export function sandboxDown(sandboxId: string, status: string): AppError {
+  return new AppError('sandbox_down', `this sandbox is ${status}; a preview request does not start it: its owner (or an admin) starts it with POST /v1/sandboxes/${sandboxId}/start`, { status });
+}
 
 /** True once something accepts TCP connections at ip:port. */
 function accepts(ip: string, port: number): Promise<boolean> {
@@ -72,12 +84,20 @@ export class Waker {
       rec = this.sandboxes.get(sandboxId);
     }
     if (!rec || rec.status === 'purging') throw new AppError('not_found', 'this sandbox no longer exists');
+    if (!WAKES_FROM.includes(rec.status)) throw sandboxDown(sandboxId, rec.status);
     const live = await this.runtime.inspect(sandboxId);
     if (rec.status !== 'running' || !live?.running) {
       this.log.info('waking for a preview request', { sandbox: sandboxId, from: rec.status });
       try {
-        await this.lifecycle.start(sandboxId, 'wake:http', { name: 'gateway', requestId: 'gateway' });
+        // Compare-and-set on these statuses: a destroy that lands between the look above and this start wins.
+        await this.lifecycle.start(sandboxId, 'wake:http', { name: 'gateway', requestId: 'gateway' }, WAKES_FROM);
       } catch (err) {
+        const now = this.sandboxes.get(sandboxId)?.status;
+        if (now === 'destroyed' || now === 'error') throw sandboxDown(sandboxId, now);
+        // A visitor is not the owner: it learns which quota keeps the sandbox asleep, not the tenant's numbers.
+        if (err instanceof AppError && err.code === 'quota_exceeded') {
+          throw new AppError('quota_exceeded', `this sandbox stays asleep: its owner is at its ${String(err.details?.quota)} quota; the owner can stop another sandbox, or start this one once there is room`, { quota: err.details?.quota });
+        }
         throw err instanceof AppError ? err : new AppError('sandbox_unavailable', errorMessage(err));
       }
     }

@@ -5,7 +5,7 @@ import { AppError, errorEnvelope } from '../errors.ts';
 import { answerRaw } from '../http/raw-answer.ts';
 import { errorMessage } from '../log.ts';
 import { checkRequest } from './framing.ts';
-import { isPrivate, previewAccess, stripPreviewCredentials } from './private.ts';
+import { isPrivate, previewAccess, stripCredentials } from './private.ts';
 import { BAD_UPSTREAM, isUpstreamError, proxyUpgrade } from './proxy.ts';
 import type { Gateway } from './server.ts';
 
@@ -50,8 +50,9 @@ async function run(gw: Gateway, req: IncomingMessage, socket: Socket, head: Buff
   if (isPrivate(rec, port)) {
     const access = previewAccess(req, checked.path, rec, port, gw.deps.tokens, gw.deps.auth, config.previewTls);
     if (access.allow !== true) return refuse(socket, new AppError('unauthorized', 'this preview is private: open the page with its preview link first'));
-    stripPreviewCredentials(req, access.viaApiToken ?? false);
   }
+  // Public or private: our API tokens and the preview cookie never reach the app.
+  checked.path = stripCredentials(req, checked.path, gw.deps.auth);
   const counts = gw.openWebSockets;
   const n = counts.get(rec.id) ?? 0;
   if (n >= limits.wsPerSandbox) {

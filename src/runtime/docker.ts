@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
+import { BRIDGE_PREFIX, egressFirewallFor, egressNames, type EgressAllow, type EgressFirewall } from './egress.ts';
 import { RECORD_PID_AND_EXEC, SIGNAL_RECORDED } from './sandbox-scripts.ts';
 import { DockerDemuxer } from './demux.ts';
 import {
@@ -17,15 +16,15 @@ export interface DockerRuntimeOptions {
   network: string;
   nofile: number;
   tmpfsMb: number;
+  /** The uid/gid sandboxes run as (SANDBOXD_SANDBOX_UID/GID): containers, execs and tmpfs mounts. */
+  uid: number;
+  gid: number;
+  /** SANDBOXD_EGRESS_ALLOW: openings ahead of the egress drops. */
+  egressAllow?: EgressAllow[];
 }
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
-/** Every sandbox bridge's interface name starts with this, so one host rule covers them all. */
-const BRIDGE_PREFIX = 'sbx';
-/** New connections from a sandbox bridge to the host are dropped; replies to the host's own connections pass. */
-const HOST_RULE = ['INPUT', '-i', `${BRIDGE_PREFIX}+`, '-m', 'conntrack', '!', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'DROP'];
-const run = promisify(execFile);
 /** The Runtime over the Docker Engine API (never the docker CLI). */
 export class DockerRuntime implements Runtime {
   private docker: Docker;
@@ -41,8 +40,25 @@ export class DockerRuntime implements Runtime {
     await this.docker.ping();
   }
 
+  /**
+   * The default sandbox network. The internal one of `egress: none` sandboxes is made at their first create
+   * (each network takes one of the engine's few address pools); the firewall names its bridge from the start.
+   */
   async ensureNetwork(): Promise<void> {
-    const { network } = this.opts;
+    this.bridge = await this.ensureOneNetwork(this.opts.network, egressNames(this.opts.network).internetBridge, false);
+  }
+
+  /** The internal network (no route out) of `egress: none` sandboxes, made when first needed. */
+  private async ensureNoneNetwork(): Promise<string> {
+    const { noneNetwork, noneBridge } = egressNames(this.opts.network);
+    const bridge = await this.ensureOneNetwork(noneNetwork, noneBridge, true);
+    if (bridge !== noneBridge) {
+      throw new Error(`Docker network '${noneNetwork}' was not created by sandboxd (its bridge is not ${noneBridge}), so egress "none" cannot be enforced; remove it (docker network rm ${noneNetwork})`);
+    }
+    return noneNetwork;
+  }
+
+  private async ensureOneNetwork(network: string, bridge: string, internal: boolean): Promise<string | undefined> {
     let info: Docker.NetworkInspectInfo | undefined;
     try {
       info = await this.docker.getNetwork(network).inspect();
@@ -55,7 +71,10 @@ export class DockerRuntime implements Runtime {
           Name: network,
           Driver: 'bridge',
           CheckDuplicate: true,
-          Options: { [ICC_OPTION]: 'false', [BRIDGE_NAME_OPTION]: `${BRIDGE_PREFIX}${createHash('sha256').update(network).digest('hex').slice(0, 10)}` },
+          Internal: internal,
+          // No IPv6 on the network: Docker then turns IPv6 off inside each container (the ip6tables rules stay as a second wall).
+          EnableIPv6: false,
+          Options: { [ICC_OPTION]: 'false', [BRIDGE_NAME_OPTION]: bridge },
           Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: this.opts.instance },
         });
       } catch (err) {
@@ -67,21 +86,33 @@ export class DockerRuntime implements Runtime {
     if (info.Driver !== 'bridge' || info.Options?.[ICC_OPTION] !== 'false') {
       throw new Error(`Docker network '${network}' exists but lets containers reach each other (${ICC_OPTION} is not false); remove it (docker network rm ${network}) or set SANDBOXD_NETWORK to another name`);
     }
-    this.bridge = info.Options?.[BRIDGE_NAME_OPTION];
+    if (info.Internal !== internal) {
+      throw new Error(`Docker network '${network}' exists but is ${internal ? 'not ' : ''}internal; remove it (docker network rm ${network}) and start again`);
+    }
+    return info.Options?.[BRIDGE_NAME_OPTION];
   }
 
   private bridge: string | undefined;
 
-  async protectHost(): Promise<void> {
-    if (!this.bridge?.startsWith(BRIDGE_PREFIX)) {
+  private firewall: EgressFirewall | undefined;
+
+  /** The egress firewall of our networks; refuses networks whose bridges are not the names the rules match. */
+  private egress(): EgressFirewall {
+    if (this.bridge !== egressNames(this.opts.network).internetBridge) {
       throw new Error(`Docker network '${this.opts.network}' was not created by sandboxd (its bridge is not named ${BRIDGE_PREFIX}*), so the host cannot be shielded from it; remove the network (docker network rm ${this.opts.network}) and start again`);
     }
-    try {
-      await run('iptables', ['-C', ...HOST_RULE]);
-    } catch {
-      // -C fails when the rule is missing: add it first in the chain, ahead of any ACCEPT.
-      await run('iptables', ['-I', HOST_RULE[0]!, '1', ...HOST_RULE.slice(1)]);
-    }
+    this.firewall ??= egressFirewallFor(this.opts.network, this.opts.egressAllow ?? []);
+    return this.firewall;
+  }
+
+  async protectHost(): Promise<string[]> {
+    if (this.bridge === undefined) await this.ensureNetwork();
+    return this.egress().repair();
+  }
+
+  async firewallProblems(): Promise<string[]> {
+    if (this.bridge === undefined) await this.ensureNetwork();
+    return this.egress().problems();
   }
 
   async imageExists(image: string): Promise<boolean> {
@@ -101,7 +132,7 @@ export class DockerRuntime implements Runtime {
       name,
       Hostname: name,
       Image: spec.image,
-      User: '1000:1000',
+      User: `${this.opts.uid}:${this.opts.gid}`,
       WorkingDir: '/home/sandbox',
       // The sandbox's own env comes after ours, so a PORT it sets wins.
       Env: [
@@ -117,8 +148,8 @@ export class DockerRuntime implements Runtime {
         // uid/gid as well as mode: the engine forgets the mode when a stopped container starts again
         // (docker/for-linux#138), and the sandbox user must still be able to write there after a wake.
         Tmpfs: {
-          '/tmp': `rw,exec,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777,uid=1000,gid=1000`,
-          '/var/tmp': `rw,exec,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777,uid=1000,gid=1000`,
+          '/tmp': `rw,exec,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777,uid=${this.opts.uid},gid=${this.opts.gid}`,
+          '/var/tmp': `rw,exec,nosuid,nodev,size=${this.opts.tmpfsMb}m,mode=1777,uid=${this.opts.uid},gid=${this.opts.gid}`,
         },
         Memory: memory,
         MemorySwap: memory,
@@ -126,7 +157,7 @@ export class DockerRuntime implements Runtime {
         NanoCpus: Math.round(spec.cpus * 1e9),
         Ulimits: [{ Name: 'nofile', Soft: this.opts.nofile, Hard: this.opts.nofile }],
         Binds: [`${spec.workspaceDir}:/home/sandbox`],
-        NetworkMode: this.opts.network,
+        NetworkMode: spec.egress === 'none' ? await this.ensureNoneNetwork() : this.opts.network,
         RestartPolicy: { Name: 'no' },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
       },
@@ -150,6 +181,25 @@ export class DockerRuntime implements Runtime {
       const status = statusOf(err);
       if (status !== 304 && status !== 404) throw err;
     }
+  }
+
+  async removeForeignUser(sandboxIds: ReadonlySet<string>): Promise<string[]> {
+    const user = `${this.opts.uid}:${this.opts.gid}`;
+    const summaries = await this.docker.listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.opts.instance}`] }),
+    });
+    const removed: string[] = [];
+    for (const s of summaries) {
+      const info = await this.docker.getContainer(s.Id).inspect().catch(() => undefined);
+      const id = info?.Config.Labels?.[LABEL_ID];
+      // A container's user is fixed at create: one made for the old uid could not write its converted home.
+      // Only sandboxes with a row: a container without one is the reconciler's to report (and keep) as an orphan.
+      if (!info || !id || !sandboxIds.has(id) || info.Config.User === user) continue;
+      await this.remove(id);
+      removed.push(id);
+    }
+    return removed;
   }
 
   async remove(sandboxId: string): Promise<void> {
@@ -251,7 +301,7 @@ export class DockerRuntime implements Runtime {
       Cmd: ['/bin/sh', '-c', RECORD_PID_AND_EXEC, execId, ...spec.cmd],
       Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
       WorkingDir: spec.cwd,
-      User: '1000:1000',
+      User: `${this.opts.uid}:${this.opts.gid}`,
       Tty: spec.tty ?? false,
       AttachStdin: spec.stdin ?? false,
       AttachStdout: true,
@@ -289,7 +339,7 @@ export class DockerRuntime implements Runtime {
     const signal = async (sig: ExecSignal) => {
       const killer = await container.exec({
         Cmd: ['/bin/sh', '-c', SIGNAL_RECORDED, 'signal', execId, sig],
-        User: '1000:1000', AttachStdout: false, AttachStderr: false,
+        User: `${this.opts.uid}:${this.opts.gid}`, AttachStdout: false, AttachStderr: false,
       });
       await killer.start({ Detach: true });
     };
@@ -315,7 +365,7 @@ export class DockerRuntime implements Runtime {
   }
 
   private toState(info: Docker.ContainerInspectInfo): ContainerState {
-    const net = info.NetworkSettings.Networks?.[this.opts.network];
+    const net = info.NetworkSettings.Networks?.[this.opts.network] ?? info.NetworkSettings.Networks?.[egressNames(this.opts.network).noneNetwork];
     return {
       containerId: info.Id,
       sandboxId: info.Config.Labels?.[LABEL_ID] ?? '',

@@ -9,6 +9,8 @@ export interface SandboxSpec {
   memoryMb: number;
   cpus: number;
   pids: number;
+  /** `none`: the sandbox can answer the gateway and reach nothing at all. */
+  egress?: 'internet' | 'none';
 }
 
 /** The live state of one sandbox container, as the runtime reports it. */
@@ -70,8 +72,13 @@ export interface Runtime {
   ping(): Promise<void>;
   /** Creates the sandbox network if missing; refuses one that lets sandboxes talk to each other. */
   ensureNetwork(): Promise<void>;
-  /** Stops sandboxes from opening connections to the host itself (its services, the API on any address). */
-  protectHost(): Promise<void>;
+  /**
+   * Puts the egress firewall in place or back (sandboxes reach the public internet and nothing near the host:
+   * not the host, its LAN, link-local, other containers); answers what was missing. Needs root/CAP_NET_ADMIN.
+   */
+  protectHost(): Promise<string[]>;
+  /** What of the egress firewall is missing or out of place now; empty when it is all there. */
+  firewallProblems(): Promise<string[]>;
   imageExists(image: string): Promise<boolean>;
   /** Creates (does not start) the hardened container for a sandbox; answers its container id. */
   create(spec: SandboxSpec): Promise<string>;
@@ -80,6 +87,8 @@ export interface Runtime {
   stop(sandboxId: string, graceS: number): Promise<void>;
   /** Removes the container with force; a missing one is not an error. */
   remove(sandboxId: string): Promise<void>;
+  /** Removes the containers of these sandboxes that were made for another sandbox uid (an upgrade from 1000); answers their ids. */
+  removeForeignUser(sandboxIds: ReadonlySet<string>): Promise<string[]>;
   inspect(sandboxId: string): Promise<ContainerState | undefined>;
   /** Every container of this daemon instance. */
   list(): Promise<ContainerState[]>;
@@ -87,7 +96,7 @@ export interface Runtime {
   events(signal: AbortSignal, onEvent: (e: RuntimeEvent) => void): Promise<void>;
   /** Real memory in use (bytes, page cache excluded) of each running sandbox of this instance. */
   memoryUsage(): Promise<Map<string, number>>;
-  /** Starts a command in a running sandbox as user 1000. */
+  /** Starts a command in a running sandbox as the sandbox user (SANDBOXD_SANDBOX_UID). */
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession>;
   /** A tar stream of a directory of the sandbox's image (read from the created container), or undefined if absent. */
   readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined>;

@@ -4,6 +4,7 @@ import { ActivityStore } from './activity.ts';
 import { AuditLog } from './audit.ts';
 import { openDb, type Db } from './db.ts';
 import { ensureReserve, isStorageFailure, releaseReserve } from './disk.ts';
+import { DIR_MODE, precreatePrivate } from './file-modes.ts';
 import type { Logger } from '../log.ts';
 import { ProcessStore } from './processes.ts';
 import { SandboxStore } from './sandboxes.ts';
@@ -25,10 +26,12 @@ export interface Store {
  * more, so the daemon still boots and serves reads; the ballast is written again while there is room.
  */
 export function openStore(dataDir: string, busyTimeoutMs: number, minFreeBytes = 0, log?: Logger): Store {
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: DIR_MODE });
   const path = join(dataDir, 'sandboxed.db');
   let db: Db;
   try {
+    // 0600 before SQLite sees it (whatever the umask), so its -wal and -shm, made with the same mode, are too.
+    precreatePrivate(path);
     db = openDb(path, busyTimeoutMs);
   } catch (err) {
     if (!isStorageFailure(err) || !releaseReserve(dataDir)) throw err;

@@ -4,6 +4,17 @@ import type { Db, Param, Row } from './db.ts';
 export const STATUSES = ['creating', 'starting', 'running', 'stopping', 'stopped', 'destroying', 'destroyed', 'purging', 'error'] as const;
 export type Status = (typeof STATUSES)[number];
 export const TRANSIENT: readonly Status[] = ['creating', 'starting', 'stopping', 'destroying', 'purging'];
+/** The states that count against a tenant's running and memory quotas: a container is, or is being, brought up. */
+export const HOLDS_CONTAINER: readonly Status[] = ['creating', 'starting', 'running'];
+
+/** One tenant's holdings, as quotas count them (src/sandboxes/quotas.ts). */
+export interface OwnerUsage {
+  sandboxes: number;
+  running: number;
+  memoryMb: number;
+  diskMb: number;
+  alwaysOn: number;
+}
 
 export type IdlePolicy = 'sleep' | 'always_on';
 export type Visibility = 'public' | 'private';
@@ -116,6 +127,28 @@ export class SandboxStore {
       ? this.db.get('SELECT * FROM sandboxes WHERE name = ? ORDER BY id LIMIT 1', name)
       : this.db.get('SELECT * FROM sandboxes WHERE owner = ? AND name = ?', owner, name);
     return row && fromRow(row);
+  }
+
+  /** Every tenant's sandbox of that name, oldest first (an admin's lookup by bare name). */
+  listByName(name: string): SandboxRecord[] {
+    return this.db.all('SELECT * FROM sandboxes WHERE name = ? ORDER BY id', name).map(fromRow);
+  }
+
+  /**
+   * What `owner` holds, leaving out `exceptId` (the sandbox an action is about); a record without its own
+   * disk limit counts `defaultDiskMb`. Read inside the transaction that then writes, so a check and its
+   * insert or transition cannot be split by another writer.
+   */
+  usageOf(owner: string, defaultDiskMb: number, exceptId = ''): OwnerUsage {
+    const held = HOLDS_CONTAINER.map(() => '?').join(', ');
+    const r = this.db.get(
+      `SELECT count(*) AS sandboxes, coalesce(sum(status IN (${held})), 0) AS running,
+         coalesce(sum(CASE WHEN status IN (${held}) THEN memory_mb ELSE 0 END), 0) AS memory_mb,
+         coalesce(sum(coalesce(disk_mb, ?)), 0) AS disk_mb, coalesce(sum(idle_policy = 'always_on'), 0) AS always_on
+       FROM sandboxes WHERE owner = ? AND id <> ?`,
+      ...HOLDS_CONTAINER, ...HOLDS_CONTAINER, defaultDiskMb, owner, exceptId,
+    )!;
+    return { sandboxes: Number(r.sandboxes), running: Number(r.running), memoryMb: Number(r.memory_mb), diskMb: Number(r.disk_mb), alwaysOn: Number(r.always_on) };
   }
 
   list(f: ListFilter): SandboxRecord[] {

@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, opendir, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, opendir, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../errors.ts';
 import { SANDBOX_GID, SANDBOX_UID } from './workspaces.ts';
+import { removeTreeAt } from './fd-walk.ts';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 
@@ -33,6 +34,9 @@ function mapError(err: unknown, path: string): never {
   if (code === 'EISDIR') throw new AppError('invalid_request', `path: '${path}' is a directory`, { field: 'path' });
   if (code === 'ENXIO' || code === 'ENODEV') throw new AppError('invalid_request', `path: '${path}' is a FIFO, socket or device, not a regular file`, { field: 'path' });
   if (code === 'ENOTEMPTY') throw new AppError('conflict', `path: '${path}' is a directory that is not empty`, { field: 'path' });
+  if (code === 'EINVAL') throw new AppError('invalid_request', `path: '${path}' cannot be moved into itself`, { field: 'path' });
+  if (code === 'EPERM' || code === 'EACCES') throw new AppError('conflict', `path: '${path}' (or something in it) cannot be changed: it is protected on the host`, { field: 'path' });
+  if (code === 'EBUSY' || code === 'EXDEV') throw new AppError('conflict', `path: '${path}' is a mount point or on another filesystem`, { field: 'path' });
   throw err;
 }
 
@@ -85,9 +89,10 @@ export class ConfinedTree {
             mapError(Object.assign(new Error('link'), { code: 'ELOOP' }), this.label(parts.slice(0, i + 1)));
           }
           if (!create || (err as NodeJS.ErrnoException).code !== 'ENOENT') mapError(err, this.label(parts.slice(0, i + 1)));
-          await mkdir(at(dir, part), { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : mapError(e, this.label(parts.slice(0, i + 1)))));
+          // Only a directory made here changes owner (by descriptor); one that appeared meanwhile keeps its own.
+          const made = await mkdir(at(dir, part), { mode: 0o755 }).then(() => true, (e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? false : mapError(e, this.label(parts.slice(0, i + 1)))));
           next = await open(at(dir, part), O_RDONLY | O_DIRECTORY | O_NOFOLLOW).catch((e) => mapError(e, this.label(parts.slice(0, i + 1))));
-          await next.chown(SANDBOX_UID, SANDBOX_GID);
+          if (made) await next.chown(SANDBOX_UID, SANDBOX_GID).catch(async (e) => { await next.close(); throw e; });
         }
         await dir.close();
         dir = next;
@@ -154,6 +159,11 @@ export class ConfinedTree {
   /** Opens a regular file for reading; links, FIFOs and devices are refused (O_NONBLOCK: a FIFO cannot hang us). */
   async openForRead(parts: string[]): Promise<{ handle: FileHandle; size: number }> {
     return this.inParent(parts, async (dir, name) => {
+      // Looked at before opening: opening a device node as root can have effects of its own.
+      const pre = await lstat(at(dir, name)).catch((e) => mapError(e, this.label(parts)));
+      if (!pre.isFile()) {
+        throw new AppError('invalid_request', `path: '${this.label(parts)}' is ${pre.isDirectory() ? 'a directory' : pre.isSymbolicLink() ? 'a symbolic link; links are not followed' : 'a FIFO, socket or device, not a regular file'}`, { field: 'path' });
+      }
       const handle = await open(at(dir, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK).catch((e) => mapError(e, this.label(parts)));
       const st = await handle.stat();
       if (!st.isFile()) {
@@ -198,11 +208,20 @@ export class ConfinedTree {
   /** Appends to a regular file, creating it (owned by the sandbox user) when missing; a stream is written as it arrives. */
   async append(parts: string[], data: AsyncIterable<Buffer> | Buffer): Promise<number> {
     return this.inParent(parts, async (dir, name) => {
-      const handle = await open(at(dir, name), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o644).catch((e) => mapError(e, this.label(parts)));
+      // Only a file made here is given to the sandbox user: an existing one (perhaps a hard link to a file
+      // outside the workspace) keeps its owner.
+      let created = true;
+      const handle = await open(at(dir, name), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0o644).catch((e) => {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return mapError(e, this.label(parts));
+        created = false;
+        return open(at(dir, name), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK).catch((e2) => mapError(e2, this.label(parts)));
+      });
       try {
         const st = await handle.stat();
         if (!st.isFile()) throw new AppError('invalid_request', `path: '${this.label(parts)}' is not a regular file`, { field: 'path' });
-        if (st.size === 0 && st.uid !== SANDBOX_UID) await handle.chown(SANDBOX_UID, SANDBOX_GID);
+        // Appending writes in place: through a hard link that would change a file with another name.
+        if (st.nlink > 1) throw new AppError('invalid_request', `path: '${this.label(parts)}' is a hard link shared with another file; write the whole file instead of appending`, { field: 'path' });
+        if (created) await handle.chown(SANDBOX_UID, SANDBOX_GID);
         let written = 0;
         for await (const chunk of Buffer.isBuffer(data) ? [data] : data) {
           await handle.write(chunk);
@@ -231,15 +250,16 @@ export class ConfinedTree {
   }
 
   /**
-   * Removes a file or link, or an empty directory. Recursive removal is only safe here while nothing in
-   * the sandbox can change the tree (the caller decides: a running sandbox removes through exec instead).
+   * Removes a file, link, FIFO, socket or device node (never opened, never followed), or an empty
+   * directory, or (recursive) a directory and everything in it, walking by descriptor at every level
+   * (fd-walk.ts), so a directory swapped for a link mid-way has the link removed, not what it points at.
    */
   async remove(parts: string[], recursive: boolean): Promise<void> {
     await this.inParent(parts, async (dir, name) => {
       const st = await lstat(at(dir, name)).catch((e) => mapError(e, this.label(parts)));
-      if (!st.isDirectory()) return void (await unlink(at(dir, name)));
+      if (!st.isDirectory()) return void (await unlink(at(dir, name)).catch((e) => mapError(e, this.label(parts))));
       if (!recursive) return void (await rmdir(at(dir, name)).catch((e) => mapError(e, this.label(parts))));
-      await rm(at(dir, name), { recursive: true, force: true });
+      await removeTreeAt(dir, name, this.label(parts)).catch((e) => (e instanceof AppError ? Promise.reject(e) : mapError(e, this.label(parts))));
     });
   }
 }

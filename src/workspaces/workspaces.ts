@@ -1,17 +1,32 @@
 import { existsSync } from 'node:fs';
-import { chown, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
-import { join, normalize, sep } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { removeTree } from './fd-walk.ts';
+import { ensureChain, seedInto } from './home-fs.ts';
+import type { Logger } from '../log.ts';
+import { WorkspaceVolumes } from './volume-set.ts';
+import type { DiskUsage } from './volumes.ts';
 import { parseTar } from './tar.ts';
 
-export const SANDBOX_UID = 1000;
-export const SANDBOX_GID = 1000;
+/** The host uid/gid that owns workspaces: SANDBOXD_SANDBOX_UID/GID, set once per thread by setSandboxOwner. */
+export let SANDBOX_UID = 61000;
+export let SANDBOX_GID = 61000;
+
+/** Sets the workspace owner from the config; every thread calls it before touching a workspace. */
+export function setSandboxOwner(uid: number, gid: number): void {
+  SANDBOX_UID = uid;
+  SANDBOX_GID = gid;
+}
 
 /** The directories under which each sandbox's home lives, one per id. */
 export class Workspaces {
   readonly root: string;
+  /** Each home is a size-limited ext4 image loop-mounted at its path (see volume-set.ts). */
+  readonly volumes: WorkspaceVolumes;
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, log?: Logger) {
     this.root = join(dataDir, 'workspaces');
+    this.volumes = new WorkspaceVolumes(this.root, log);
   }
 
   /** Host path of a sandbox's home (mounted at /home/sandbox). */
@@ -23,60 +38,43 @@ export class Workspaces {
     return existsSync(this.dir(sandboxId));
   }
 
-  /** Makes sure the home and `workspace/app` exist and belong to the sandbox user; answers whether the home is new. */
-  async ensure(sandboxId: string): Promise<boolean> {
-    await mkdir(this.root, { recursive: true, mode: 0o711 });
-    const home = this.dir(sandboxId);
-    const created = !this.exists(sandboxId);
-    for (const dir of [home, join(home, 'workspace'), join(home, 'workspace', 'app')]) {
-      if (existsSync(dir)) {
-        // A sandbox may have replaced these with links; never chown through one.
-        if (!(await lstat(dir)).isDirectory()) throw new Error(`${dir} is not a directory`);
-        continue;
-      }
-      await mkdir(dir, { mode: 0o755 });
-      await chownToSandbox(dir);
-    }
-    return created;
+  /**
+   * Makes sure the home is mounted (a new `disk.limitMb` image, or a plain directory converted when
+   * `disk.convert`) and `workspace/app` exist and belong to the sandbox user; answers whether the home is new.
+   */
+  async ensure(sandboxId: string, disk: { limitMb: number; convert: boolean } = { limitMb: 10240, convert: false }): Promise<boolean> {
+    // 0700: the sandbox reaches its home through the bind mount alone, never by walking host paths.
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    const madeImage = await this.volumes.prepare(sandboxId, { ...disk, uid: SANDBOX_UID, gid: SANDBOX_GID });
+    // A sandbox may have replaced `workspace` or `app` with links: each level is opened by descriptor and
+    // never followed, and only what is made here changes owner (fchown).
+    return (await ensureChain(this.root, [sandboxId, 'workspace', 'app'], SANDBOX_UID, SANDBOX_GID)) || madeImage;
+  }
+
+  /** Used and allowed MiB of the home; null while it is a plain directory (not yet converted) or unmounted. */
+  diskUsage(sandboxId: string): Promise<DiskUsage | null> {
+    return this.volumes.usage(sandboxId);
   }
 
   /** Copies an image's skeleton (a tar whose first path component is the directory itself) into a new home. */
   async seed(sandboxId: string, archive: Buffer): Promise<number> {
-    const home = this.dir(sandboxId);
-    let written = 0;
+    const planned = [];
     for (const entry of parseTar(archive)) {
-      const rel = entry.path.split('/').slice(1).join('/');
-      if (!rel) continue;
-      const target = normalize(join(home, rel));
+      const parts = entry.path.split('/').slice(1).filter((p) => p !== '' && p !== '.');
       // Skeletons come from our own images, but an image is still input: stay inside the home.
-      if (!target.startsWith(home + sep) || rel.split('/').includes('..')) continue;
-      if (existsSync(target)) continue;
-      if (entry.type === 'dir') {
-        await mkdir(target, { mode: entry.mode & 0o777 });
-      } else if (entry.type === 'file') {
-        await writeFile(target, entry.data, { mode: entry.mode & 0o777, flag: 'wx' });
-      } else {
-        continue;
-      }
-      await chownToSandbox(target);
-      written++;
+      if (!parts.length || parts.includes('..')) continue;
+      planned.push({ parts, entry });
     }
-    return written;
+    return seedInto(this.dir(sandboxId), planned, SANDBOX_UID, SANDBOX_GID);
   }
 
   /** Deletes a sandbox's home for good. */
   async purge(sandboxId: string): Promise<void> {
-    await rm(this.dir(sandboxId), { recursive: true, force: true });
+    // Unmount first (throws while still mounted): nothing is deleted through a live mount.
+    await this.volumes.unmountAll(sandboxId);
+    // The home is ours but its contents are the sandbox's: removed by descriptor, no link followed.
+    await removeTree(this.root, sandboxId, `workspace ${sandboxId}`);
+    await this.volumes.removeImages(sandboxId);
   }
 }
 
-async function chownToSandbox(path: string): Promise<void> {
-  try {
-    await chown(path, SANDBOX_UID, SANDBOX_GID);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EPERM') {
-      throw new Error(`cannot give ${path} to uid ${SANDBOX_UID}: the daemon must run as root (or with CAP_CHOWN) to own sandbox workspaces`);
-    }
-    throw err;
-  }
-}

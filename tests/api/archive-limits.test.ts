@@ -51,7 +51,7 @@ describe('archive transfers are bounded', () => {
     const stalled = [0, 1].map(() => {
       const s = connect({ host: '127.0.0.1', port: d.port });
       s.on('error', () => undefined);
-      s.write(`GET /v1/sandboxes/${id}/archive?path=many HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      s.write(`GET /v1/sandboxes/${id}/archive?path=many HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\n\r\n`);
       s.pause();
       return s;
     });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { eventually, execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
 
 /** The process table inside a sandbox, as `ps` shows it. */
 async function processes(id: string): Promise<string> {
@@ -44,9 +44,9 @@ describe('exec', () => {
     expect(r.body.duration_ms).toBeGreaterThanOrEqual(0);
   });
 
-  it('runs as uid 1000 with the sandbox env plus the request env, in the cwd asked for', async () => {
+  it('runs as the sandbox uid with the sandbox env plus the request env, in the cwd asked for', async () => {
     const r = await exec({ cmd: ['sh', '-c', 'id -u; echo "$GREETING"; pwd'], env: { GREETING: 'hi there' }, cwd: '~/' });
-    expect(r.body.stdout).toBe('1000\nhi there\n/home/sandbox\n');
+    expect(r.body.stdout).toBe(`${SANDBOX_UID}\nhi there\n/home/sandbox\n`);
   });
 
   it('feeds stdin and then end-of-file', async () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 
@@ -66,8 +66,8 @@ describe('files API', () => {
     expect(await (await raw('GET', '/files?path=notes/a.txt')).text()).toBe('one\ntwo\n');
     expect((await d.api('GET', `${base()}/files?path=notes/a.txt&encoding=utf8`)).body).toMatchObject({ content: 'one\ntwo\n', size: 8 });
     const st = statSync(ws('workspace/app/notes/a.txt'));
-    expect([st.uid, st.gid]).toEqual([1000, 1000]);
-    expect(statSync(ws('workspace/app/notes')).uid).toBe(1000);
+    expect([st.uid, st.gid]).toEqual([SANDBOX_UID, SANDBOX_UID]);
+    expect(statSync(ws('workspace/app/notes')).uid).toBe(SANDBOX_UID);
     expect((await execIn(id, ['cat', '/home/sandbox/workspace/app/notes/a.txt'])).output).toBe('one\ntwo\n');
   });
 
@@ -92,7 +92,7 @@ describe('files API', () => {
     const part = await raw('GET', '/files?path=r.txt&offset=3&length=4');
     expect([await part.text(), part.headers.get('content-range')]).toEqual(['3456', 'bytes 3-6/10']);
     expect((await d.api('POST', `${base()}/files/mkdir`, { path: 'deep/er/dir' })).status).toBe(200);
-    expect(statSync(ws('workspace/app/deep/er/dir')).uid).toBe(1000);
+    expect(statSync(ws('workspace/app/deep/er/dir')).uid).toBe(SANDBOX_UID);
     expect((await d.api('POST', `${base()}/files/move`, { from: 'r.txt', to: 'deep/r2.txt' })).status).toBe(200);
     expect((await d.api('POST', `${base()}/files/move`, { from: 'deep/r2.txt', to: 'notes/a.txt' })).status).toBe(409);
     expect((await d.api('DELETE', `${base()}/files?path=deep`)).status).toBe(409);
@@ -108,7 +108,7 @@ describe('files API', () => {
     const up = await raw('PUT', '/archive?path=unpacked', tar);
     expect(await up.json()).toMatchObject({ files: 1, dirs: 1, skipped: 0 });
     expect(readFileSync(ws('workspace/app/unpacked/x/y.txt'), 'utf8')).toBe('why');
-    expect(statSync(ws('workspace/app/unpacked/x/y.txt')).uid).toBe(1000);
+    expect(statSync(ws('workspace/app/unpacked/x/y.txt')).uid).toBe(SANDBOX_UID);
   });
 
   it('works while the sandbox is stopped, without waking it', async () => {

@@ -25,7 +25,7 @@ describe('API raw-socket fuzzing', () => {
       `/v1/sandboxes/${id}/terminal?cols=80&rows=24`, `/v1/sandboxes/${id}/files?path=a.txt`, `/v1/sandboxes/${id}/archive?path=.`, `/sandbox/${id}/exec`,
       '/sandbox', `/v1/sandboxes/${id}/tasks/01ARZ3NDEKTSV4RRFFQ69G5FAV/events`, '/v1/sandboxes/%ZZ', '/v1/sandboxes?label=%', '/nope',
     ];
-    const hosts = [`127.0.0.1:${d.port}`, 'localhost', 'evil.example', ''];
+    const hosts = [`127.0.0.1:${d.port}`, `localhost:${d.port}`, 'localhost', 'evil.example', ''];
     const scripts = maliciousRequests(prng(SEED), { hosts, paths }, N);
     const { failures, stalled } = await fuzzListener(d, d.port, scripts, {
       normal,

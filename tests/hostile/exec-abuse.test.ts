@@ -40,7 +40,7 @@ describe('exec abuse: control routes, control frames and task streams are bounde
     // The sandbox swaps its log for a FIFO nobody writes: today's read blocks in its exec slot for 30 s.
     const list = (await d.api('GET', `/v1/sandboxes/${id}/processes`)).body.data as { logs_url: string }[];
     expect(list).toHaveLength(1);
-    const ls = await execIn(id, ['sh', '-c', 'cd /home/sandbox/.sandboxed/processes && for f in *.log; do rm "$f" && mkfifo "$f" && chown 1000:1000 "$f"; done; ls -l']);
+    const ls = await execIn(id, ['sh', '-c', 'cd /home/sandbox/.sandboxed/processes && for f in *.log; do rm "$f" && mkfifo "$f" && chown "$(id -u):$(id -g)" "$f"; done; ls -l']);
     expect(ls.output).toMatch(/^p/m);
     const t0 = Date.now();
     const answers = await Promise.all(Array.from({ length: 8 }, () => d.api('GET', logs)));

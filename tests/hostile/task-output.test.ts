@@ -239,7 +239,7 @@ describe('hostile task output', () => {
       const s = connect(d.port, '127.0.0.1');
       s.on('error', () => undefined);
       s.pause();
-      s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\n\r\n`);
       stalled.push(s);
       const ws = new WebSocket(`${d.url.replace('http', 'ws')}${path}`);
       ws.on('error', () => undefined);

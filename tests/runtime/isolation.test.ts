@@ -1,6 +1,6 @@
 import { connect, createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { docker, execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
 
 describe('sandbox isolation', () => {
   let d: Daemon;
@@ -54,8 +54,8 @@ describe('sandbox isolation', () => {
     expect(await reachableFromA('127.0.0.1', d.port)).toBe(false);
   });
 
-  it('runs as uid 1000 without privileges, on a read-only root with writable /tmp and home', async () => {
-    expect((await execIn(a, ['id', '-u'])).output.trim()).toBe('1000');
+  it('runs as the sandbox uid (not 1000) without privileges, on a read-only root with writable /tmp and home', async () => {
+    expect((await execIn(a, ['id', '-u'])).output.trim()).toBe(String(SANDBOX_UID));
     expect((await execIn(a, ['sh', '-c', 'echo x > /etc/owned'])).code).not.toBe(0);
     expect((await execIn(a, ['sh', '-c', 'echo x > /tmp/ok && echo y > /home/sandbox/ok'])).code).toBe(0);
     const status = (await execIn(a, ['cat', '/proc/self/status'])).output;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { docker, execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
 
 describe('sandbox lifecycle', () => {
   let d: Daemon;
@@ -18,7 +18,7 @@ describe('sandbox lifecycle', () => {
     const info = await docker.getContainer(`s-${r.body.id}`).inspect();
     const hc = info.HostConfig;
     expect(info.State.Running).toBe(true);
-    expect(info.Config.User).toBe('1000:1000');
+    expect(info.Config.User).toBe(`${SANDBOX_UID}:${SANDBOX_UID}`);
     expect(info.Config.Hostname).toBe(`s-${r.body.id}`);
     expect(info.Config.Labels).toMatchObject({ 'sandboxed.managed': 'true', 'sandboxed.id': r.body.id, 'sandboxed.instance': d.instance });
     expect(hc.CapDrop).toEqual(['ALL']);
@@ -40,14 +40,14 @@ describe('sandbox lifecycle', () => {
     expect(net.Labels).toMatchObject({ 'sandboxed.managed': 'true' });
   });
 
-  it('gives the sandbox a workspace owned by 1000:1000, seeded from the image skeleton', async () => {
+  it('gives the sandbox a workspace owned by the sandbox uid (not 1000), seeded from the image skeleton', async () => {
     const { id } = (await create()).body;
     for (const dir of ['', 'workspace', 'workspace/app']) {
       const st = statSync(join(workspace(id), dir));
-      expect([st.uid, st.gid, st.isDirectory()], dir).toEqual([1000, 1000, true]);
+      expect([st.uid, st.gid, st.isDirectory()], dir).toEqual([SANDBOX_UID, SANDBOX_UID, true]);
     }
     expect(readFileSync(join(workspace(id), 'workspace/app/index.html'), 'utf8')).toContain('hello from the sandboxed test image');
-    expect((await execIn(id, ['id', '-u'])).output.trim()).toBe('1000');
+    expect((await execIn(id, ['id', '-u'])).output.trim()).toBe(String(SANDBOX_UID));
   });
 
   it('reflects the sandbox in get and list, with preview URLs and live container state', async () => {

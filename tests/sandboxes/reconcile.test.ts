@@ -41,7 +41,7 @@ describe('reconciliation', () => {
     const info = await c.inspect();
     await c.remove({ force: true });
     const hog = await docker.createContainer({
-      name: `s-${id}`, Image: TEST_IMAGE, User: '1000:1000', Labels: info.Config.Labels,
+      name: `s-${id}`, Image: TEST_IMAGE, User: info.Config.User, Labels: info.Config.Labels,
       Cmd: ['sh', '-c', 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done'],
       HostConfig: { Memory: 64 * 1024 * 1024, MemorySwap: 64 * 1024 * 1024, NetworkMode: d.network },
     });

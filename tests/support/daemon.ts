@@ -1,13 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
+import { egressNames, removeEgressRules } from '../../src/runtime/egress.ts';
 
 export const TEST_IMAGE = 'sandboxed/test:latest';
+/** The uid/gid test daemons run sandboxes as: the default SANDBOXD_SANDBOX_UID/GID (src/config.ts). */
+export const SANDBOX_UID = 61000;
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -101,7 +104,11 @@ export class Daemon {
     void this.exited.then(() => (dead = true));
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
-      if (dead) throw new Error(`sandboxd exited during start:\n${this.output}`);
+      if (dead) {
+        // A failed boot may have mounted the workspaces root already; a test whose start failed never cleans up.
+        unmountUnder(this.dataDir);
+        throw new Error(`sandboxd exited during start:\n${this.output}`);
+      }
       try {
         const r = await fetch(`${this.url}/healthz`);
         if (r.ok) return this;
@@ -164,7 +171,28 @@ export class Daemon {
       if (attempt) await new Promise((r) => setTimeout(r, 1000));
     }
     await docker.getNetwork(this.network).remove().catch(() => undefined);
+    // The internal network of egress "none" sandboxes, and the firewall chain both networks jump to.
+    await docker.getNetwork(egressNames(this.network).noneNetwork).remove().catch(() => undefined);
+    await removeEgressRules(this.network);
+    unmountUnder(this.dataDir);
     rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Detaches every mount under `dir` (the daemon's nosuid,nodev workspaces mount and anything on it), deepest first. */
+export function unmountUnder(dir: string): void {
+  if (!existsSync(dir)) return;
+  dir = realpathSync(dir);
+  const points = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+    .map((l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p): p is string => !!p && (p === dir || p.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points) {
+    try {
+      execFileSync('umount', ['-l', p], { stdio: 'ignore' });
+    } catch {
+      // already gone (a bind stacked twice unmounts with the first)
+    }
   }
 }
 
