@@ -97,6 +97,33 @@ elif [ "$owner" != "${SANDBOXD_INSTANCE:-default}" ]; then
   echo "error: $marker says this data directory belongs to instance '$owner', not '${SANDBOXD_INSTANCE:-default}'" >&2
   false
 fi
+
+# The daemon loop-mounts each workspace's disk image inside its container; the mounts reach the host's engine
+# (which binds them into sandboxes) only through a shared mount (compose.yaml: propagation rshared), and
+# Docker refuses that bind unless the host path is on a shared mount. systemd makes / shared; elsewhere the
+# data dir is bound onto itself and made shared (again at every run of this script; see docs/operations.md).
+step "data directory is a shared mount" "Run as root; mount(8) is needed."
+data="$(realpath "${SANDBOXED_DATA_DIR:-/var/lib/sandboxed}")"
+# The mount holding $data is the one with the longest mount point that is $data or a parent of it.
+holder_shared=$(awk -v d="$data" '{
+    mp = $5; gsub(/\\040/, " ", mp)
+    if (mp == d || mp == "/" || index(d, mp "/") == 1) {
+      shared = 0
+      for (i = 7; i <= NF && $i != "-"; i++) if ($i ~ /^shared:/) shared = 1
+      if (length(mp) >= best) { best = length(mp); answer = shared }
+    }
+  } END { print answer + 0 }' /proc/self/mountinfo)
+if [ "$holder_shared" = 1 ]; then
+  echo "    already shared"
+else
+  if ! mountpoint -q "$data"; then
+    mount --bind "$data" "$data"
+    # uninstall.sh unmounts only a bind this script made.
+    : > "$data/.sandboxed-self-bind"
+  fi
+  mount --make-rshared "$data"
+  echo "    bound $data onto itself and made it shared (repeat at boot on hosts without systemd: docs/operations.md)"
+fi
 took
 
 step "start the stack" "See: docker compose logs sandboxd (or docker-compose logs sandboxd)."

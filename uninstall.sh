@@ -34,7 +34,7 @@ ns=${SANDBOXED_IMAGE_NAMESPACE:-sandboxed}
 marker=.sandboxed-data
 # Everything the daemon and install.sh create in the data dir (src/store, src/gateway/preview-tokens.ts,
 # src/workspaces); anything else there is someone else's and stays. The marker goes last.
-entries=(workspaces spool sandboxed.db sandboxed.db-wal sandboxed.db-shm sandboxed.db-journal preview-token.key .sandboxd-reserve .sandboxd-reserve.tmp)
+entries=(workspaces spool sandboxed.db sandboxed.db-wal sandboxed.db-shm sandboxed.db-journal preview-token.key .sandboxd-reserve .sandboxd-reserve.tmp .sandboxed-self-bind)
 [[ $instance =~ ^[a-z0-9][a-z0-9_.-]{0,62}$ ]] || { echo "error: SANDBOXD_INSTANCE='$instance' is not an instance name (lowercase letters, digits, . _ -)" >&2; exit 2; }
 [[ $ns =~ ^[a-z0-9][a-z0-9_.-]{0,62}$ ]] || { echo "error: SANDBOXED_IMAGE_NAMESPACE='$ns' is not a namespace (lowercase letters, digits, . _ -)" >&2; exit 2; }
 
@@ -203,9 +203,15 @@ if $data; then
   data_target
   if [ -n "$real" ]; then
     unmount_workspaces "$real"
+    # install.sh bound the data dir onto itself (to make it a shared mount) and left this note: undo only that.
+    self_bind=false
+    [ -e "$real/.sandboxed-self-bind" ] && mountpoint -q "$real" && self_bind=true
     for e in "${entries[@]}" "$marker"; do
       if [ -e "$real/$e" ] || [ -L "$real/$e" ]; then remove entry "$real/$e" rm -rf --one-file-system -- "$real/$e"; fi
     done
+    if ! $dry && $self_bind; then
+      remove mount "$real" umount -- "$real" || remove mount "$real (lazily)" umount -l -- "$real"
+    fi
     if $dry; then
       :
     elif [ -z "$(ls -A -- "$real")" ]; then

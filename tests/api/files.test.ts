@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ustarOf } from '../support/tar.ts';
 import { execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -20,26 +21,7 @@ function hostFingerprint(d: Daemon, otherWorkspace: string): string {
 }
 
 /** A tar with one entry, for hostile uploads. */
-function tarOf(name: string, type: '0' | '2' | '5', content = '', linkname = ''): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100);
-  h.write('0000644\0', 100);
-  h.write('0001750\0', 108);
-  h.write('0001750\0', 116);
-  h.write(content.length.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write(type, 156);
-  h.write(linkname, 157, 100);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  const body = Buffer.alloc(Math.ceil(content.length / 512) * 512);
-  body.write(content);
-  return Buffer.concat([h, body, Buffer.alloc(1024)]);
-}
+const tarOf = (name: string, type: '0' | '2' | '5', content = '', linkname = ''): Buffer => ustarOf([{ name, type, content, linkname }]);
 
 describe('files API', () => {
   let d: Daemon;

@@ -12,3 +12,29 @@ export function tarOf(entries: { name: string; data?: Buffer }[]): Buffer {
   blocks.push(TAR_END);
   return Buffer.concat(blocks);
 }
+
+/** A tar of the given entries (regular files '0', directories '5', symlinks '2'). */
+export function ustarOf(entries: { name: string; type: '0' | '2' | '5'; content?: string; linkname?: string }[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const { name, type, content = '', linkname = '' } of entries) {
+    const h = Buffer.alloc(512);
+    h.write(name, 0, 100);
+    h.write(type === '5' ? '0000755\0' : '0000644\0', 100);
+    h.write('0001750\0', 108);
+    h.write('0001750\0', 116);
+    h.write(content.length.toString(8).padStart(11, '0') + '\0', 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148);
+    h.write(type, 156);
+    h.write(linkname, 157, 100);
+    h.write('ustar\0', 257);
+    h.write('00', 263);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    const body = Buffer.alloc(Math.ceil(content.length / 512) * 512);
+    body.write(content);
+    blocks.push(h, body);
+  }
+  return Buffer.concat([...blocks, Buffer.alloc(1024)]);
+}

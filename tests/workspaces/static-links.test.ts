@@ -7,7 +7,8 @@ import { AppError } from '../../src/errors.ts';
 import { defaultLimits, removeTree } from '../../src/workspaces/fd-walk.ts';
 import { SANDBOX_UID, Workspaces } from '../../src/workspaces/workspaces.ts';
 import { startDaemon, type Daemon } from '../support/daemon.ts';
-import { fingerprint, makeCanary, plantHostile, PLANTED, tarNames, tarOf, type Canary } from './plant.ts';
+import { ustarOf as tarOf } from '../support/tar.ts';
+import { fingerprint, makeCanary, plantHostile, PLANTED, tarNames, type Canary } from './plant.ts';
 
 /** A skeleton tar as an image's /etc/skel reads: every path starts with the directory itself. */
 function skeleton(): Buffer {
