@@ -11,6 +11,8 @@ export const ERRORS = {
   misdirected_host: { status: 421, retryable: false },
   /** A per-tenant quota (src/sandboxes/quotas.ts) would be exceeded; details name it, its limit and the use. */
   quota_exceeded: { status: 403, retryable: false },
+  /** A route for the operator (an admin token), such as /metrics, which names every tenant's sandboxes. */
+  admin_only: { status: 403, retryable: false },
   not_found: { status: 404, retryable: false },
   method_not_allowed: { status: 405, retryable: false },
   conflict: { status: 409, retryable: false },

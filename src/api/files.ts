@@ -132,16 +132,21 @@ async function deleteFiles(ctx: RequestContext<unknown, DeleteQ>) {
   const done = () => audit(ctx, rec, 'files.delete', { path: ctx.query.path, recursive });
   if (entry.type !== 'dir' || !recursive) {
     // One unlink or rmdir relative to the parent's descriptor: atomic, safe whether or not the sandbox runs.
-    await tree.remove(target.parts, recursive);
+    // Never recursive here: a running sandbox that swapped the file for a directory since the stat would
+    // otherwise get a host-side walk outside its lifecycle lock (a non-empty directory answers 409).
+    await tree.remove(target.parts, false);
     done();
     return { status: 200, body: { path: target.inSandbox, deleted: true } };
   }
   // A stopped sandbox's tree is removed host-side by descriptor, under its lifecycle lock: a wake (one
   // preview request) waits until the walk is over instead of starting an app that swaps directories under it.
+  // The walk takes a session slot too: a tenant's concurrent deletes of huge trees are capped (429) like
+  // its execs, so they cannot hold the process's descriptors and I/O threads.
+  const releaseWalk = takeSlot(ctx.deps, rec, 'files_delete');
   const host = await ctx.deps.lifecycle.whileStopped(rec.id, async () => {
     await tree.remove(target.parts, true);
     done();
-  });
+  }).finally(releaseWalk);
   if (!host.ran) {
     if (!(await ctx.deps.runtime.inspect(rec.id))?.running) {
       throw new AppError('conflict', `the sandbox is ${host.status}; retry the delete in a moment`, { status: host.status });

@@ -1,3 +1,4 @@
+import { AppError } from '../errors.ts';
 import { Type } from '@sinclair/typebox';
 import { errorMessage } from '../log.ts';
 import { diskProblem, diskSpace } from '../store/disk.ts';
@@ -34,13 +35,20 @@ async function readiness(ctx: RequestContext) {
 }
 
 /** 'ok', or what of the egress firewall is missing right now (read live: the reconcile pass repairs it within one interval). */
-async function egressCheck(ctx: RequestContext): Promise<string> {
-  try {
-    const missing = await ctx.deps.runtime.firewallProblems();
-    return missing.length ? missing.join('; ') : 'ok';
-  } catch (err) {
-    return `cannot read the firewall: ${errorMessage(err)}`;
-  }
+/** The reading of the firewall in progress, per runtime: anyone may call /readyz, and each reading forks iptables. */
+const egressReadings = new WeakMap<object, Promise<string>>();
+
+/** What the egress rules lack ('ok' when nothing). Callers meanwhile share the reading in flight, so a flood of /readyz runs one iptables at a time. */
+function egressCheck(ctx: RequestContext): Promise<string> {
+  const runtime = ctx.deps.runtime;
+  const inFlight = egressReadings.get(runtime);
+  if (inFlight) return inFlight;
+  const answer = runtime.firewallProblems().then(
+    (missing) => (missing.length ? missing.join('; ') : 'ok'),
+    (err: unknown) => `cannot read the firewall: ${errorMessage(err)}`,
+  ).finally(() => egressReadings.delete(runtime));
+  egressReadings.set(runtime, answer);
+  return answer;
 }
 
 function renderMetrics(ctx: RequestContext): string {
@@ -96,9 +104,13 @@ export function healthRoutes(all: () => Route[]): Route[] {
       handler: readiness,
     },
     {
-      method: 'GET', path: '/metrics', operationId: 'metrics', tags, summary: 'Prometheus metrics (needs a token when auth is on)',
+      method: 'GET', path: '/metrics', operationId: 'metrics', tags, summary: 'Prometheus metrics (an admin token when auth is on: they name every tenant\'s sandboxes)',
       query: NoQuery, response: { status: 200, description: 'Prometheus text format 0.0.4.' },
-      handler: (ctx) => ({ status: 200, body: renderMetrics(ctx), headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } }),
+      handler: (ctx) => {
+        // Per-sandbox series carry every tenant's ids, which are also their preview host names.
+        if (!ctx.caller.admin) throw new AppError('admin_only', '/metrics names every tenant\'s sandboxes: call it with an admin token (name:secret:admin in SANDBOXD_API_TOKENS)');
+        return { status: 200, body: renderMetrics(ctx), headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } };
+      },
     },
     {
       method: 'GET', path: '/openapi.json', operationId: 'openapi', tags, open: true, summary: 'This OpenAPI 3.1 document',

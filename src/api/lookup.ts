@@ -26,18 +26,12 @@ export function findSandbox(ctx: RequestContext, raw = ctx.params.id ?? ''): San
 }
 
 /**
- * A name within one tenant: `owner` when given, else the caller's own. An admin's bare name that is not its
- * own falls back to the one tenant that has it; when several do, it must say which.
+ * A name within one tenant: `owner` when given, else the caller's own, never anyone else's: a tenant could
+ * otherwise squat a name an admin uses and catch the admin's execs and writes the moment the admin's own
+ * sandbox of that name does not exist. An admin names others' sandboxes as owner%2Fname.
  */
 function byName(ctx: RequestContext, name: string, owner: string | undefined): SandboxRecord | undefined {
-  const { sandboxes } = ctx.deps.store;
-  const own = sandboxes.getByName(name, owner ?? ctx.caller.name);
-  if (own || owner !== undefined || !ctx.caller.admin) return own;
-  const all = sandboxes.listByName(name);
-  if (all.length > 1) {
-    throw new AppError('conflict', `several tenants have a sandbox named '${name}' (${all.map((r) => r.owner).join(', ')}); address one by id or as owner%2Fname`, { field: 'id', owners: all.map((r) => r.owner) });
-  }
-  return all[0];
+  return ctx.deps.store.sandboxes.getByName(name, owner ?? ctx.caller.name);
 }
 
 /** The lifecycle's view of who is acting. */

@@ -41,10 +41,16 @@ export function egressNames(network: string): { internetBridge: string; noneBrid
   };
 }
 
-/** Near-host destinations no sandbox may open a connection to (the public internet is what is left). */
+/**
+ * Near-host destinations no sandbox may open a connection to (the public internet is what is left). Besides
+ * the private and link-local ranges: IETF protocol assignments (192.0.0.0/24) and benchmarking (198.18/15)
+ * are never the internet; 168.63.129.16 is Azure's host-only WireServer (VM configuration, a public address
+ * only the VM reaches); NAT64 prefixes (64:ff9b::/96, 64:ff9b:1::/48) reach private IPv4 where the host's
+ * network translates them.
+ */
 const BLOCKED: Record<4 | 6, string[]> = {
-  4: ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/4', '240.0.0.0/4'],
-  6: ['::/128', '::1/128', '::ffff:0.0.0.0/96', 'fe80::/10', 'fc00::/7', 'ff00::/8'],
+  4: ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '168.63.129.16/32', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4'],
+  6: ['::/128', '::1/128', '::ffff:0.0.0.0/96', '64:ff9b::/96', '64:ff9b:1::/48', 'fe80::/10', 'fc00::/7', 'ff00::/8'],
 };
 
 /**

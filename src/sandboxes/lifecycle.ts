@@ -2,6 +2,7 @@ import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { errorMessage, type Logger } from '../log.ts';
+import { isStorageFailure, StorageError } from '../store/disk.ts';
 import type { Runtime, SandboxSpec } from '../runtime/runtime.ts';
 import type { Store } from '../store/index.ts';
 import type { Egress, External, IdlePolicy, SandboxRecord, Status, Visibility } from '../store/sandboxes.ts';
@@ -117,6 +118,8 @@ export class Lifecycle {
         if (homeIsNew) await this.workspaces.purge(id).catch(() => undefined);
         this.store.sandboxes.delete(id);
         this.audit(actor, 'sandbox.create', id, 'failed', { error: errorMessage(err) });
+        // No room for the workspace's reserved blocks (or any other write) is the data disk's state: 503.
+        if (isStorageFailure(err)) throw new StorageError(this.config.dataDir, err);
         throw new AppError('sandbox_unavailable', `the sandbox could not be created: ${errorMessage(err)}`);
       }
     });

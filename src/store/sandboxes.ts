@@ -129,11 +129,6 @@ export class SandboxStore {
     return row && fromRow(row);
   }
 
-  /** Every tenant's sandbox of that name, oldest first (an admin's lookup by bare name). */
-  listByName(name: string): SandboxRecord[] {
-    return this.db.all('SELECT * FROM sandboxes WHERE name = ? ORDER BY id', name).map(fromRow);
-  }
-
   /**
    * What `owner` holds, leaving out `exceptId` (the sandbox an action is about); a record without its own
    * disk limit counts `defaultDiskMb`. Read inside the transaction that then writes, so a check and its

@@ -34,8 +34,14 @@ export async function isMountPoint(dir: string): Promise<boolean> {
 }
 
 /**
- * Makes a sparse ext4 image of `limitMb` MiB whose root belongs to uid:gid. Lazy inode-table and journal
- * init keep this to tens of milliseconds even at 10 GiB; no reserved blocks, so the tenant gets the whole limit.
+ * Makes an ext4 image of `limitMb` MiB whose root belongs to uid:gid, its blocks reserved on the data disk
+ * (fallocate: unwritten extents, no zeroes written). A sparse image would take its blocks only as it fills:
+ * once anything filled the data disk, a workspace needing a new block (its journal's included) would get
+ * I/O errors and turn read-only, whoever was at fault. Reserved, the data disk holds every workspace at its
+ * limit, and a create that does not fit fails at once (ENOSPC: 503 capacity); mkfs must not discard them
+ * (it would punch the reservation back out). Lazy inode-table and
+ * journal init keep this to tens of milliseconds even at 10 GiB; no reserved blocks, so the tenant gets the
+ * whole limit.
  */
 export async function makeImage(image: string, limitMb: number, uid: number, gid: number): Promise<void> {
   const handle = await open(image, 'wx', 0o600);
@@ -45,9 +51,21 @@ export async function makeImage(image: string, limitMb: number, uid: number, gid
     await handle.close();
   }
   try {
-    await run('mkfs.ext4', ['-F', '-q', '-m', '0', '-E', `lazy_itable_init=1,lazy_journal_init=1,root_owner=${uid}:${gid}`, image]);
+    await reserve(image, limitMb);
+    await run('mkfs.ext4', ['-F', '-q', '-m', '0', '-E', `nodiscard,lazy_itable_init=1,lazy_journal_init=1,root_owner=${uid}:${gid}`, image]);
   } catch (err) {
     await rm(image, { force: true });
+    throw err;
+  }
+}
+
+/** Reserves an image's blocks; a data disk without room fails as ENOSPC (a storage failure, answered 503). */
+async function reserve(image: string, limitMb: number): Promise<void> {
+  try {
+    await run('fallocate', ['-l', String(limitMb * MIB), image]);
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/No space left/i.test(message)) throw Object.assign(new Error(`ENOSPC: the data disk has no room for a ${limitMb} MiB workspace`), { code: 'ENOSPC' });
     throw err;
   }
 }

@@ -9,7 +9,7 @@ const bearer = (name: string) => ({ authorization: `Bearer ${name}-secret-quotas
 const FILE_TOKENS = [
   { name: 'sb', secret: 'sb-secret-quotas-0001', quotas: { sandboxes: 2 } },
   { name: 'mem', secret: 'mem-secret-quotas-0001', quotas: { memory_mb: 400 } },
-  { name: 'disk', secret: 'disk-secret-quotas-0001', quotas: { disk_mb: 15000 } },
+  { name: 'disk', secret: 'disk-secret-quotas-0001', quotas: { disk_mb: 1500 } },
   { name: 'race', secret: 'race-secret-quotas-0001', quotas: { sandboxes: 1 } },
 ];
 // Inline tokens too: `run` sets one quota in SANDBOXD_API_TOKENS, `free` takes the SANDBOXD_TENANT_MAX_* defaults.
@@ -76,9 +76,11 @@ describe('per-tenant quotas', () => {
     expect((await create('mem', { resources: { memory_mb: 128 } })).status).toBe(201);
   });
 
-  it('counts every workspace limit against disk_mb (a sandbox without its own counts the 10 GiB default)', async () => {
-    expect((await create('disk')).status).toBe(201);
-    await refused('disk', {}, 'disk_mb', 15000, 10240, 10240);
+  it('counts every workspace limit against disk_mb (a sandbox without its own counts the server default)', async () => {
+    expect((await create('disk', { resources: { disk_mb: 1000 } })).status).toBe(201);
+    await refused('disk', { resources: { disk_mb: 600 } }, 'disk_mb', 1500, 1000, 600);
+    // The fixture's default (SANDBOXD_DEFAULT_DISK_MB=1024) counts for a create that names none.
+    await refused('disk', {}, 'disk_mb', 1500, 1000, 1024);
   });
 
   it('refuses always_on to a tenant without an always_on quota, and lets an admin have it', async () => {

@@ -84,18 +84,25 @@ describe('tenants are invisible to each other', () => {
     expect((await d.api('GET', `/v1/sandboxes/${alicesOnly}`, undefined, ALICE)).body).toMatchObject({ owner: 'alice', name: 'alice-only', status: 'running' });
   });
 
-  it('lets an admin address every tenant by id and by owner/name (%2F), and asks which one for a bare name several tenants use', async () => {
-    for (const [ref, id] of [[alicesApp, alicesApp], [bobsApp, bobsApp], ['alice%2Fapp-1', alicesApp], ['bob%2Fapp-1', bobsApp], ['alice%2Falice-only', alicesOnly], ['alice-only', alicesOnly]]) {
+  it('lets an admin address every tenant by id and by owner/name (%2F), and never resolves its bare name to another tenant', async () => {
+    for (const [ref, id] of [[alicesApp, alicesApp], [bobsApp, bobsApp], ['alice%2Fapp-1', alicesApp], ['bob%2Fapp-1', bobsApp], ['alice%2Falice-only', alicesOnly]]) {
       const r = await d.api('GET', `/v1/sandboxes/${ref}`, undefined, ROOT_TOKEN);
       expect(r.body.id, `${ref}: ${r.text}`).toBe(id);
     }
-    const ambiguous = await d.api('GET', '/v1/sandboxes/app-1', undefined, ROOT_TOKEN);
-    expect(ambiguous.status).toBe(409);
-    expect(ambiguous.body.error.message).toMatch(/several tenants have a sandbox named 'app-1' \(alice, bob\); address one by id or as owner%2Fname/);
+    // A bare name is the admin's own: a tenant's sandbox of that name (a squat) never catches its requests.
+    for (const name of ['app-1', 'alice-only']) expect((await d.api('GET', `/v1/sandboxes/${name}`, undefined, ROOT_TOKEN)).status).toBe(404);
     expect((await d.api('POST', '/v1/sandboxes/bob%2Fapp-1/stop', undefined, ROOT_TOKEN)).body).toMatchObject({ id: bobsApp, status: 'stopped' });
     expect((await d.api('GET', '/v1/sandboxes/app-1', undefined, ALICE)).body.status).toBe('running');
     const bad = await d.api('GET', '/v1/sandboxes/alice%2F01ARZ3NDEKTSV4RRFFQ69G5FAV', undefined, ROOT_TOKEN);
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/owner\/name/);
+  });
+
+  it("keeps /metrics, which names every tenant's sandboxes, to admin tokens", async () => {
+    const r = await d.api('GET', '/metrics', undefined, ALICE);
+    expect(r.status).toBe(403);
+    expect(r.body.error.code).toBe('admin_only');
+    expect(r.text).not.toContain(bobsApp);
+    expect((await d.api('GET', '/metrics', undefined, ROOT_TOKEN)).text).toContain(bobsApp);
   });
 });

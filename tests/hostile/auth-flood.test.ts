@@ -44,7 +44,7 @@ describe('failed-authentication floods', () => {
 
   beforeAll(async () => {
     d = await startDaemon({
-      env: { SANDBOXD_API_AUTH_DISABLED: 'false', SANDBOXD_API_TOKENS: `alice:${STRONG},shorty:${SHORT}`, SANDBOXD_AUTH_FAILURES_PER_MIN: String(LIMIT) },
+      env: { SANDBOXD_API_AUTH_DISABLED: 'false', SANDBOXD_API_TOKENS: `alice:${STRONG}:admin,shorty:${SHORT}`, SANDBOXD_AUTH_FAILURES_PER_MIN: String(LIMIT) },
     });
   });
   afterAll(() => d?.cleanup());

@@ -88,6 +88,9 @@ export class Daemon {
       SANDBOXD_NETWORK: this.network,
       SANDBOXD_STOP_GRACE_S: '2',
       SANDBOXD_DEFAULT_MEMORY_MB: '256',
+      // Workspaces reserve their limit on the disk: 10 GiB each (the default) times every sandbox the suite
+      // has alive at once would not fit this machine. The few tests that write hundreds of MiB fit in 1 GiB.
+      SANDBOXD_DEFAULT_DISK_MB: '1024',
       SANDBOXD_LOG_LEVEL: 'info',
       ...this.env,
     };

@@ -48,7 +48,8 @@ describe('workspace disk quotas', () => {
   };
 
   beforeAll(async () => {
-    d = await startDaemon();
+    // The server's real default (the fixture lowers it for the rest of the suite).
+    d = await startDaemon({ env: { SANDBOXD_DEFAULT_DISK_MB: '10240' } });
     ws = (id) => join(d.dataDir, 'workspaces', id);
     small = await create({ resources: { disk_mb: 64 } });
     neighbour = await create({});
