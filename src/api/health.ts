@@ -43,10 +43,14 @@ function egressCheck(ctx: RequestContext): Promise<string> {
   const runtime = ctx.deps.runtime;
   const inFlight = egressReadings.get(runtime);
   if (inFlight) return inFlight;
-  const answer = runtime.firewallProblems().then(
-    (missing) => (missing.length ? missing.join('; ') : 'ok'),
-    (err: unknown) => `cannot read the firewall: ${errorMessage(err)}`,
-  ).finally(() => egressReadings.delete(runtime));
+  const answer = runtime.firewallProblems()
+    // Docker deletes and re-inserts its own jumps whenever a network is made (another instance's, too): a gap
+    // seen once is read again a moment later, and only what is still missing is reported.
+    .then(async (missing) => (missing.length ? (await new Promise((r) => setTimeout(r, 300)), runtime.firewallProblems()) : missing))
+    .then(
+      (missing) => (missing.length ? missing.join('; ') : 'ok'),
+      (err: unknown) => `cannot read the firewall: ${errorMessage(err)}`,
+    ).finally(() => egressReadings.delete(runtime));
   egressReadings.set(runtime, answer);
   return answer;
 }

@@ -30,8 +30,11 @@ describe('API raw-socket fuzzing', () => {
     const { failures, stalled } = await fuzzListener(d, d.port, scripts, {
       normal,
       fault: (o) => {
-        const fiveXX = o.statuses.filter((s) => s >= 500);
-        return fiveXX.length ? `answered ${fiveXX.join(',')}: ${o.bytes.toString('latin1').slice(0, 300)}` : undefined;
+        // /readyz answering 503 with its report is a state, not a fault: other daemons of the suite reorder the
+        // host's shared iptables chains while they start and stop, which it may catch in passing.
+        const readiness = /"ready":false/.test(o.bytes.toString('latin1'));
+        const fiveXX = o.statuses.filter((s) => s >= 500 && !(s === 503 && readiness));
+        return fiveXX.length ? `answered ${fiveXX.join(',')}: ${o.bytes.toString('latin1').slice(0, 700)}` : undefined;
       },
     });
     expect(failures.slice(0, 20)).toEqual([]);

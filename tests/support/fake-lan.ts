@@ -26,7 +26,8 @@ export class FakeLan {
   private readonly peer = `198.19.${this.third}.2`;
   /** The fake LAN service's address (RFC 1918), assigned inside the namespace. */
   readonly lan = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250) + 1}.${Math.floor(Math.random() * 250) + 1}`;
-  private readonly ulaPrefix = `fd${randomBytes(1).toString('hex')}:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}:1`;
+  // Groups without leading zeros: the form iptables prints, so rules can be matched as text.
+  private readonly ulaPrefix = `fd${randomBytes(1).toString('hex')}:${group()}:${group()}:1`;
   /** The namespace's ULA address (the host's end is ::1 of the same /64). */
   readonly ula = `${this.ulaPrefix}::2`;
   private listeners: ChildProcess | undefined;
@@ -75,4 +76,9 @@ export class FakeLan {
     for (const r of this.routes) await run('ip', ['route', 'del', r]).catch(() => undefined);
     await run('ip', ['netns', 'del', this.ns]).catch(() => undefined);
   }
+}
+
+/** A random IPv6 group as iptables prints it (no leading zeros, never 0). */
+function group(): string {
+  return (0x1000 + (randomBytes(2).readUInt16BE(0) % 0xf000)).toString(16);
 }
