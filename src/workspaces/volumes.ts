@@ -77,7 +77,12 @@ async function reserve(image: string, limitMb: number): Promise<void> {
  */
 export async function mountImage(image: string, dir: string): Promise<void> {
   if (await isMountPoint(dir)) return;
-  await run('mount', ['-t', 'ext4', '-o', 'loop,nosuid,nodev,noatime', image, dir]);
+  // The image may still be live on a loop device (a container holds a bind of it while the host's mount was
+  // taken away). A second loop device would be a second filesystem over the same file, each blind to the
+  // other's unwritten changes: mount the live device instead, which shares its one superblock.
+  const live = (await run('losetup', ['-j', image]).catch(() => '')).split('\n')[0]?.split(':')[0]?.trim();
+  if (live) await run('mount', ['-t', 'ext4', '-o', 'nosuid,nodev,noatime', live, dir]);
+  else await run('mount', ['-t', 'ext4', '-o', 'loop,nosuid,nodev,noatime', image, dir]);
   // Only mkfs's own (root-owned) lost+found: a tenant's empty one of that name stays.
   const found = join(dir, 'lost+found');
   const st = await lstat(found).catch(() => null);
