@@ -77,9 +77,16 @@ async function main(): Promise<void> {
   }
   if (config.hostFirewall) {
     try {
-      await runtime.protectHost();
       // Read back what was written: rules the kernel prints differently would otherwise look missing forever.
-      const left = await runtime.firewallProblems();
+      // Docker deletes and re-inserts its own jumps whenever any network is made (another instance's too), so
+      // a gap seen in passing is repaired and read again a few times before it counts.
+      let left: string[] = [];
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await runtime.protectHost();
+        left = await runtime.firewallProblems();
+        if (!left.length) break;
+        await new Promise((r) => setTimeout(r, 300));
+      }
       if (left.length) throw new Error(`the egress rules do not read back as written: ${left.join('; ')}`);
     } catch (err) {
       log.error('cannot shield the host from sandboxes (it takes root or CAP_NET_ADMIN, iptables and ip6tables); fix that, or set SANDBOXD_HOST_FIREWALL=false to run without it', { error: errorMessage(err) });
