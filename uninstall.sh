@@ -87,9 +87,11 @@ unmount_workspaces() {
   # mountinfo field 5 is the mount point, with spaces and the like escaped as \ooo.
   while IFS= read -r mp; do
     [ -n "$mp" ] || continue
+    # Propagated copies list one mount point more than once: the first umount takes them all.
+    $dry || mountpoint -q -- "$mp" || continue
     remove mount "$mp" umount -- "$mp" || remove mount "$mp (lazily)" umount -l -- "$mp"
   done < <(awk '{print $5}' /proc/self/mountinfo | while IFS= read -r m; do printf '%b\n' "$m"; done |
-           awk -v ws="$ws" 'index($0, ws "/") == 1 || $0 == ws {print length($0) " " $0}' | sort -rn | cut -d' ' -f2-)
+           awk -v ws="$ws" 'index($0, ws "/") == 1 || $0 == ws {print length($0) " " $0}' | sort -rn | uniq | cut -d' ' -f2-)
   [ -d "$ws" ] && command -v losetup >/dev/null 2>&1 || return 0
   for img in "$ws"/*.img; do
     [ -f "$img" ] || continue
