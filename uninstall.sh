@@ -91,7 +91,7 @@ unmount_workspaces() {
     $dry || mountpoint -q -- "$mp" || continue
     remove mount "$mp" umount -- "$mp" || remove mount "$mp (lazily)" umount -l -- "$mp"
   done < <(awk '{print $5}' /proc/self/mountinfo | while IFS= read -r m; do printf '%b\n' "$m"; done |
-           awk -v ws="$ws" 'index($0, ws "/") == 1 || $0 == ws {print length($0) " " $0}' | sort -rn | uniq | cut -d' ' -f2-)
+           awk -v ws="$ws" 'index($0, ws "/") == 1 || $0 == ws {print length($0) " " $0}' | sort -rn | cut -d' ' -f2-)
   [ -d "$ws" ] && command -v losetup >/dev/null 2>&1 || return 0
   for img in "$ws"/*.img; do
     [ -f "$img" ] || continue
