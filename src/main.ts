@@ -55,12 +55,12 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   setSandboxOwner(config.sandboxUid, config.sandboxGid);
+  const workspaces = new Workspaces(config.dataDir, log);
   try {
     // Files at rest: modes fixed (and warned about) at every boot, workspaces nosuid,nodev, uid 1000 converted.
     secureDataDir(config.dataDir, log);
-    const root = new Workspaces(config.dataDir).root;
-    await ensureNosuidRoot(root, log);
-    await convertLegacyOwners(root, config.sandboxUid, config.sandboxGid, log);
+    await ensureNosuidRoot(workspaces.root, log);
+    await convertLegacyOwners(workspaces.root, config.sandboxUid, config.sandboxGid, log);
   } catch (err) {
     log.error('cannot secure the data directory; the daemon must run as root', { error: errorMessage(err) });
     process.exit(1);
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   // A host reboot drops the workspaces' loop mounts (their images stay): mount them all before the boot
   // reconcile can start a container or the API can touch a file, so nothing lands under a bare mount point.
   try {
-    const mounts = await new Workspaces(config.dataDir, log).volumes.mountAll();
+    const mounts = await workspaces.volumes.mountAll();
     if (mounts.mounted || mounts.failed) log.info('workspace images mounted', mounts);
   } catch (err) {
     log.error('cannot mount the workspace images; sandboxes whose image is unmounted fail to start until this is fixed', { error: errorMessage(err) });
@@ -122,7 +122,6 @@ async function main(): Promise<void> {
   const admission = new Admission(config.pressure, { dir: config.dataDir, minFreeBytes: config.minFreeMb * 1024 * 1024 });
   pool.startBackground(admission);
 
-  const workspaces = new Workspaces(config.dataDir, log);
   try {
     resetSpool(config.dataDir);
   } catch (err) {
