@@ -61,7 +61,8 @@ describe('recursive deletes against a tree that changes under them', () => {
     await swapper.start();
     try {
       const outcomes: Record<number, number> = {};
-      for (let round = 0; round < 250; round++) {
+      // Past 250 rounds only until 100 have removed a tree (capped at 500): the share that does depends on load.
+      for (let round = 0; round < 500 && (round < 250 || (outcomes[200] ?? 0) < 100); round++) {
         await remade();
         const r = await del('t');
         outcomes[r.status] = (outcomes[r.status] ?? 0) + 1;
@@ -76,7 +77,7 @@ describe('recursive deletes against a tree that changes under them', () => {
     expect(readFileSync(ws(other, 'keep/data.txt'), 'utf8')).toBe('other tenant');
     expect((await d.api('GET', `/v1/sandboxes/${id}`)).body.status).toBe('stopped');
     expect((await d.api('GET', `/v1/sandboxes/${other}`)).status).toBe(200);
-  }, 150_000);
+  }, 300_000);
 
   it("the sandbox's own process swapping directories while it runs: deletes run inside it and touch nothing outside (60 rounds)", async () => {
     expect((await d.api('POST', `/v1/sandboxes/${id}/start`)).body.status).toBe('running');
@@ -84,8 +85,10 @@ describe('recursive deletes against a tree that changes under them', () => {
     const script = SWAPPER.replaceAll('"$1"', `'${canary.dir}'`).replaceAll('"$2"', `'${d.dataDir}'`);
     writeFileSync(join(d.dataDir, 'workspaces', id, 'swap.sh'), script);
     expect((await execIn(id, ['sh', '-c', 'setsid sh /home/sandbox/swap.sh >/dev/null 2>&1 </dev/null &'])).code).toBe(0);
+    // Rounds continue past 60 until 20 deletes have succeeded (capped at 200): how many of them lose the race
+    // to the writer depends on the machine's load, and the point is that none of them reaches outside.
     let ok = 0;
-    for (let round = 0; round < 60; round++) {
+    for (let round = 0; round < 200 && (round < 60 || ok < 20); round++) {
       await remade();
       const r = await del('t');
       // rm -rf racing a writer may say "Directory not empty": a clean 502 the client can retry.
@@ -97,7 +100,7 @@ describe('recursive deletes against a tree that changes under them', () => {
     expect(ok).toBeGreaterThanOrEqual(20);
     expect((await d.api('POST', `/v1/sandboxes/${id}/stop`)).body.status).toBe('stopped');
     expect(outside()).toBe(before);
-  }, 120_000);
+  }, 240_000);
 
   it('a preview request during a host-side delete of a big tree waits for the delete, which finishes before the app starts', async () => {
     expect((await d.api('POST', `/v1/sandboxes/${id}/stop`)).body.status).toBe('stopped');
@@ -139,5 +142,5 @@ describe('recursive deletes against a tree that changes under them', () => {
     }
     expect((await d.api('GET', `/v1/sandboxes/${id}`)).body.status).toBe('running');
     expect(outside()).toBe(before);
-  }, 120_000);
+  }, 240_000);
 });
