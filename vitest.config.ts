@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
     // *.serial.test.ts take the engine away from everyone: vitest.serial.config.ts runs them alone afterwards.
-    exclude: ['**/node_modules/**', 'tests/**/*.serial.test.ts'],
+    // *.unit.test.ts need no engine: vitest.unit.config.ts runs them first, without the engine check.
+    exclude: ['**/node_modules/**', 'tests/**/*.serial.test.ts', 'tests/**/*.unit.test.ts'],
     globalSetup: ['tests/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

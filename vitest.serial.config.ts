@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/**/*.serial.test.ts'],
+    exclude: ['**/node_modules/**', 'tests/**/*.unit.test.ts'],
     globalSetup: ['tests/support/global-setup.ts'],
     testTimeout: 180_000,
     hookTimeout: 120_000,

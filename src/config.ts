@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { parseTokens, QUOTA_MAX, quotaValue, readTokensFile } from './config-tokens.ts';
-import { parseEgressAllow, type EgressAllow } from './runtime/egress.ts';
+import { parseEgressAllow, type EgressAllow } from './config-egress.ts';
 
 /** Per-tenant limits (src/sandboxes/quotas.ts); null is unlimited. */
 export interface Quotas {
@@ -34,7 +34,8 @@ export interface Config {
   /** Quotas of a non-admin tenant whose token sets none (SANDBOXD_TENANT_MAX_*). */
   tenantQuotas: Quotas;
   instance: string;
-  network: string;
+  /** The runtime backend and its own settings (Docker is the only one today). */
+  runtime: { kind: 'docker'; docker: { network: string; nofile: number; tmpfsMb: number } };
   hostFirewall: boolean;
   /** SANDBOXD_EGRESS_ALLOW: CIDR:port pairs sandboxes may reach although they are near the host. */
   egressAllow: EgressAllow[];
@@ -42,8 +43,6 @@ export interface Config {
   allowedImages: string[];
   defaults: { memoryMb: number; cpus: number; pids: number; diskMb: number };
   maxima: { memoryMb: number; cpus: number; pids: number; diskMb: number };
-  nofile: number;
-  tmpfsMb: number;
   /** The host uid/gid that owns every workspace and that sandboxes run as: a system user, never a login user's. */
   sandboxUid: number;
   sandboxGid: number;
@@ -78,7 +77,7 @@ export interface Config {
   /** Free space the data disk must keep: below it, creates and wakes are refused (503) and /readyz fails. */
   minFreeMb: number;
   workerThreads: number;
-  /** Caps on what clients can hold open (src/pool.ts, src/api/limits.ts, src/api/auth-failures.ts). */
+  /** Caps on what clients can hold open (src/pool.ts, src/exec/sessions.ts, src/auth/failures.ts). */
   caps: { execPerThread: number; execQueueMax: number; execQueueWaitS: number; sessionsPerSandbox: number; sessionsPerTenant: number; authFailuresPerMin: number; authTrackedAddresses: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -145,7 +144,14 @@ export function loadConfig(env: Env): Config {
     instance: p.match('SANDBOXD_INSTANCE', 'default', /^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, . _ -'),
     hostFirewall: p.bool('SANDBOXD_HOST_FIREWALL', true),
     egressAllow: egressAllowFrom(p.str('SANDBOXD_EGRESS_ALLOW', ''), problems),
-    network: p.match('SANDBOXD_NETWORK', 'sandboxed', /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'letters, digits, . _ -'),
+    runtime: {
+      kind: 'docker',
+      docker: {
+        network: p.match('SANDBOXD_NETWORK', 'sandboxed', /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'letters, digits, . _ -'),
+        nofile: p.int('SANDBOXD_NOFILE', 65536, 64, 1 << 20),
+        tmpfsMb: p.int('SANDBOXD_TMPFS_MB', 512, 1, 1 << 20),
+      },
+    },
     image,
     allowedImages: [image, ...p.list('SANDBOXD_ALLOWED_IMAGES')],
     defaults: {
@@ -160,8 +166,6 @@ export function loadConfig(env: Env): Config {
       pids: p.int('SANDBOXD_MAX_PIDS', 4096, 16, 1 << 22),
       diskMb: p.int('SANDBOXD_MAX_DISK_MB', 102400, 32, 1 << 24),
     },
-    nofile: p.int('SANDBOXD_NOFILE', 65536, 64, 1 << 20),
-    tmpfsMb: p.int('SANDBOXD_TMPFS_MB', 512, 1, 1 << 20),
     // Not 0 (root) and not 1000 (usually the host's first login user); 61000 is above useradd's UID_MAX and below
     // systemd's dynamic users and the subordinate-uid ranges of rootless containers.
     sandboxUid: p.int('SANDBOXD_SANDBOX_UID', 61000, 1, 2 ** 31 - 1),
@@ -266,6 +270,15 @@ export function loadConfig(env: Env): Config {
 }
 
 const envSuffix = { memoryMb: 'MEMORY_MB', cpus: 'CPUS', pids: 'PIDS', diskMb: 'DISK_MB' } as const;
+
+/**
+ * The config as worker threads are sent it (build it once): without the API tokens and the preview-token key.
+ * No worker authenticates a client or signs a preview link, and every job's payload is a copy of this, so the
+ * secrets stay on the main thread instead of being cloned into each exec, task and reconcile job.
+ */
+export function workerConfig(config: Config): Config {
+  return { ...config, tokens: [], previewSecret: undefined };
+}
 
 /** True for addresses only this host can reach. */
 export function isLoopback(host: string): boolean {

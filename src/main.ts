@@ -7,13 +7,24 @@ import { installLastResort, reportUnexpected } from './boundary.ts';
 import { limitConnectionsPerAddress } from './http/connection-limits.ts';
 import { WorkerPool } from './pool.ts';
 import { hardNofileLimit } from './runtime/limits.ts';
-import { Authenticator } from './api/auth.ts';
-import { PreviewTokens } from './gateway/preview-tokens.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { PreviewTokens } from './auth/preview-tokens.ts';
+import { PreviewGrants } from './auth/preview-grants.ts';
 import { createGatewayServer } from './gateway/server.ts';
 import { Waker } from './gateway/wake.ts';
 import { Activity } from './sandboxes/activity.ts';
 import { Admission } from './sandboxes/admission.ts';
+import { createRuntime } from './runtime/factory.ts';
+import { RuntimeSetupError } from './runtime/runtime.ts';
 import { Lifecycle } from './sandboxes/lifecycle.ts';
+import { Wakes } from './sandboxes/wake.ts';
+import { SessionLimits } from './exec/sessions.ts';
+import { Health } from './health/service.ts';
+import { Exec } from './exec/service.ts';
+import { SandboxDirectory } from './sandboxes/directory.ts';
+import { PreviewTargets } from './sandboxes/previews.ts';
+import { Files } from './files/service.ts';
+import { Processes } from './processes/service.ts';
 import { watchDataDisk } from './store/disk.ts';
 import { openStore } from './store/index.ts';
 import { ensureDataMarker } from './store/marker.ts';
@@ -22,8 +33,8 @@ import { secureDataDir } from './store/file-modes.ts';
 import { convertLegacyOwners } from './workspaces/legacy-owner.ts';
 import { ensureNosuidRoot } from './workspaces/nosuid.ts';
 import { setSandboxOwner, Workspaces } from './workspaces/workspaces.ts';
+import { HostWorkspaceStore } from './workspaces/host-store.ts';
 import { resetSpool } from './workspaces/spool.ts';
-import { runtimeFor } from '../threads/context.ts';
 
 /** Boots the daemon: config → store → runtime → worker pool → reconcile → listeners. */
 async function main(): Promise<void> {
@@ -44,9 +55,9 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   installLastResort(log, metrics);
   const hostNofile = hardNofileLimit();
-  if (hostNofile !== undefined && hostNofile < config.nofile) {
-    log.warn('SANDBOXD_NOFILE is above this host\'s hard open-files limit; sandboxes get the host limit', { requested: config.nofile, host_limit: hostNofile });
-    config = { ...config, nofile: hostNofile };
+  if (hostNofile !== undefined && hostNofile < config.runtime.docker.nofile) {
+    log.warn('SANDBOXD_NOFILE is above this host\'s hard open-files limit; sandboxes get the host limit', { requested: config.runtime.docker.nofile, host_limit: hostNofile });
+    config = { ...config, runtime: { ...config.runtime, docker: { ...config.runtime.docker, nofile: hostNofile } } };
   }
   try {
     ensureDataMarker(config.dataDir, config.instance, log);
@@ -67,32 +78,20 @@ async function main(): Promise<void> {
   }
   const store = openStore(config.dataDir, config.sqliteBusyTimeoutMs, config.minFreeMb * 1024 * 1024, log);
   watchDataDisk(store.db, config.minFreeMb * 1024 * 1024, log);
-  const runtime = runtimeFor(config);
+  // Checkpoints run in the background worker (each idle-reaper pass), never inside a request's commit.
+  store.db.disableAutoCheckpoint();
+  const runtime = createRuntime(config);
   try {
-    await runtime.ping();
-    await runtime.ensureNetwork();
+    await runtime.prepare({ isolation: config.hostFirewall });
   } catch (err) {
-    log.error('the container runtime is not usable; is Docker running and /var/run/docker.sock reachable?', { error: errorMessage(err) });
+    if (err instanceof RuntimeSetupError && err.step === 'isolation') {
+      log.error('cannot shield the host from sandboxes (it takes root or CAP_NET_ADMIN, iptables and ip6tables); fix that, or set SANDBOXD_HOST_FIREWALL=false to run without it', { error: errorMessage(err) });
+    } else {
+      log.error('the container runtime is not usable; is Docker running and /var/run/docker.sock reachable?', { error: errorMessage(err) });
+    }
     process.exit(1);
   }
-  if (config.hostFirewall) {
-    try {
-      // Read back what was written: rules the kernel prints differently would otherwise look missing forever.
-      // Docker deletes and re-inserts its own jumps whenever any network is made (another instance's too), so
-      // a gap seen in passing is repaired and read again a few times before it counts.
-      let left: string[] = [];
-      for (let attempt = 0; attempt < 5; attempt++) {
-        await runtime.protectHost();
-        left = await runtime.firewallProblems();
-        if (!left.length) break;
-        await new Promise((r) => setTimeout(r, 300));
-      }
-      if (left.length) throw new Error(`the egress rules do not read back as written: ${left.join('; ')}`);
-    } catch (err) {
-      log.error('cannot shield the host from sandboxes (it takes root or CAP_NET_ADMIN, iptables and ip6tables); fix that, or set SANDBOXD_HOST_FIREWALL=false to run without it', { error: errorMessage(err) });
-      process.exit(1);
-    }
-  } else {
+  if (!config.hostFirewall) {
     log.warn('SANDBOXD_HOST_FIREWALL=false: NO egress firewall. Sandboxes can open connections to services on this host, its LAN, cloud metadata (169.254.169.254) and other containers; SANDBOXD_EGRESS_ALLOW and egress "none" are not enforced');
   }
 
@@ -111,7 +110,7 @@ async function main(): Promise<void> {
   } catch (err) {
     log.error('cannot mount the workspace images; sandboxes whose image is unmounted fail to start until this is fixed', { error: errorMessage(err) });
   }
-  const pool = new WorkerPool(config, log);
+  const pool = new WorkerPool(config, log, metrics);
   try {
     const report = await pool.reconcile(true);
     log.info('boot reconcile done', { checked: report.checked, repaired: report.repaired.length, orphans: report.orphans.length });
@@ -131,7 +130,15 @@ async function main(): Promise<void> {
   const activity = new Activity(store.activity, log, metrics);
   activity.clearStaleLeases(Date.now());
   const previewTokens = PreviewTokens.load(config.previewSecret, config.dataDir);
-  const tasks = new Tasks({ config, store, pool, lifecycle, activity, metrics, log: createLogger(config.logLevel, 'tasks') });
+  // Open sessions per sandbox and tenant; background processes count only while their sandbox runs.
+  const sessions = new SessionLimits(config, (id) => store.sandboxes.get(id)?.status === 'running', metrics);
+  const files = new Files({
+    config, workspaces: new HostWorkspaceStore(workspaces, config.dataDir), audit: (e) => store.audit.record(e), lifecycle,
+    isRunning: async (id) => (await runtime.inspect(id))?.running ?? false, pool, sessions,
+  });
+  const processes = new Processes({ pool, runtime, store: store.processes, sessions });
+  const wakes = new Wakes(store.sandboxes, lifecycle, runtime, config.stopGraceS, log);
+  const tasks = new Tasks({ config, store, pool, wakes, activity, metrics, log: createLogger(config.logLevel, 'tasks') });
   try {
     const resumed = tasks.resume();
     if (resumed) log.info('re-attached to tasks left running by the previous daemon', { tasks: resumed });
@@ -140,7 +147,13 @@ async function main(): Promise<void> {
   }
   // One authenticator for both listeners: a client guessing tokens on either is limited on both.
   const auth = new Authenticator(config, { audit: store.audit, metrics, log });
-  const server = createApiServer({ config, store, runtime, lifecycle, pool, metrics, auth, workspaces, activity, previewTokens, tasks, log });
+  const server = createApiServer({
+    config, metrics, log, auth, lifecycle, wakes, sessions, processes, files, activity, tasks,
+    sandboxes: new SandboxDirectory(store.sandboxes, runtime, workspaces),
+    health: new Health({ config, store, runtime, pool, workspaces, metrics }),
+    exec: new Exec({ pool, sessions, wakes, activity, audit: store.audit }),
+    previewGrants: new PreviewGrants(previewTokens, store.audit),
+  });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');
   // After the bind, a listener error (EMFILE on accept under a connection flood) is one refused connection, not an exit.
@@ -150,9 +163,10 @@ async function main(): Promise<void> {
   server.maxConnections = config.limits.maxConnections;
   limitConnectionsPerAddress(server, config.limits.maxConnectionsPerAddress, () => metrics.inc('sandboxd_connections_refused_total', 'Connections closed at once because their address already held its maximum, by listener.', { listener: 'api' }));
   log.info('API listening', { bind: `${config.api.host}:${config.api.port}`, auth: config.authDisabled ? 'disabled (loopback only)' : 'on', data_dir: config.dataDir });
-  const waker = new Waker(store.sandboxes, lifecycle, runtime, config.stopGraceS, log);
+  const targets = new PreviewTargets(store.sandboxes, runtime);
+  const waker = new Waker(targets, wakes);
   const gateway = createGatewayServer({
-    config, tokens: previewTokens, auth, sandboxes: store.sandboxes, runtime, waker, activity, log: createLogger(config.logLevel, 'gateway'), metrics,
+    config, tokens: previewTokens, auth, targets, waker, activity, log: createLogger(config.logLevel, 'gateway'), metrics,
   });
   gateway.listen(config.httpPort, config.gatewayHost);
   await once(gateway, 'listening');
@@ -168,6 +182,7 @@ async function main(): Promise<void> {
     gateway.close();
     gateway.closeAllConnections();
     tasks.close();
+    activity.flush();
     await pool.close().catch(() => undefined);
     store.db.close();
     process.exit(0);

@@ -1,10 +1,11 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { Config } from './config.ts';
+import { workerConfig, type Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { ExecHandle } from './exec/handle.ts';
 import { QUEUE_EXPIRED, type ExecResult, type ExecTask } from './exec/protocol.ts';
+import type { Metrics } from './metrics.ts';
 import type { Admission } from './sandboxes/admission.ts';
 import type { ReconcileReport } from './sandboxes/reconcile.ts';
 
@@ -30,11 +31,16 @@ export class WorkerPool {
   private timers: NodeJS.Timeout[] = [];
 
   private config: Config;
+  /** What every job is sent as its config: no token secrets (see workerConfig). */
+  private jobConfig: Config;
   private log: Logger;
+  private metrics: Metrics | undefined;
 
-  constructor(config: Config, log: Logger) {
+  constructor(config: Config, log: Logger, metrics?: Metrics) {
     this.config = config;
+    this.jobConfig = workerConfig(config);
     this.log = log;
+    this.metrics = metrics;
     // Every worker task waits on I/O (engine sockets, SQLite), so one thread carries many at once. piscina
     // gives work to the least busy thread that exists and starts another only when all are full: a flood of
     // exec output stays on few threads and cannot starve the thread that answers requests.
@@ -51,7 +57,7 @@ export class WorkerPool {
 
   /** One full reconcile pass in a worker. */
   reconcile(boot: boolean): Promise<ReconcileReport> {
-    return this.background.run({ config: this.config, boot }, { filename: reconcilerFile, name: 'reconcile' });
+    return this.background.run({ config: this.jobConfig, boot }, { filename: reconcilerFile, name: 'reconcile' });
   }
 
   /**
@@ -65,7 +71,7 @@ export class WorkerPool {
     const waitMs = this.config.caps.execQueueWaitS * 1000;
     const startBy = Date.now() + waitMs;
     const { port1, port2 } = new MessageChannel();
-    const result = this.pool.run({ config: this.config, exec: { ...task, startBy }, port: port2 }, { filename: execFile, name: 'runExec', transferList: [port2] }) as Promise<ExecResult>;
+    const result = this.pool.run({ config: this.jobConfig, exec: { ...task, startBy }, port: port2 }, { filename: execFile, name: 'runExec', transferList: [port2] }) as Promise<ExecResult>;
     // The handle closes the port once the worker's `end` marker has come through: closing it when the result
     // arrives (on piscina's own channel) could drop output still queued on the port. Only a failed task closes it here.
     result.then(() => this.execActive--, () => (port1.close(), this.execActive--));
@@ -96,7 +102,7 @@ export class WorkerPool {
    */
   task(taskId: string, env: Record<string, string>, attach: boolean): { port: MessagePort; done: Promise<string> } {
     const { port1, port2 } = new MessageChannel();
-    const done = this.taskPool.run({ config: this.config, taskId, env, attach, port: port2 }, { filename: tasksFile, name: 'runTask', transferList: [port2] }) as Promise<string>;
+    const done = this.taskPool.run({ config: this.jobConfig, taskId, env, attach, port: port2 }, { filename: tasksFile, name: 'runTask', transferList: [port2] }) as Promise<string>;
     return { port: port1, done };
   }
 
@@ -111,41 +117,30 @@ export class WorkerPool {
 
   /** Starts the reconciler, the event follower, the idle reaper and the pressure watch; they live as long as the pool. */
   startBackground(admission: Admission): void {
-    this.background.run({ config: this.config }, { filename: reconcilerFile, name: 'watchEvents' }).catch((err: unknown) => {
-      if (!this.closed) this.log.error('the runtime event follower stopped', { error: errorMessage(err) });
+    // The follower runs for the pool's life: if its thread dies (a crash, an out-of-memory worker), container
+    // deaths would go unnoticed until the next periodic pass, so it is started again, with a growing delay.
+    keepRunning(() => this.background.run({ config: this.jobConfig }, { filename: reconcilerFile, name: 'watchEvents' }), {
+      stopped: () => this.closed,
+      onEnd: (err, restartInMs) => {
+        this.log.error('the runtime event follower stopped; restarting it', { error: err === undefined ? 'it returned' : errorMessage(err), restart_in_ms: restartInMs });
+        this.metrics?.inc('sandboxd_worker_restarts_total', 'Long-running worker jobs started again after their thread died or they ended, by job.', { job: 'event_follower' });
+      },
     });
-    let reconciling = false;
-    const tick = setInterval(() => {
-      if (reconciling) return; // a pass slower than the interval is not stacked up behind itself
-      reconciling = true;
-      this.reconcile(false).then(
-        (r) => r.repaired.length && this.log.info('periodic reconcile repaired rows', { repaired: r.repaired.length }),
-        (err: unknown) => this.log.warn('periodic reconcile failed; retrying next interval', { error: errorMessage(err) }),
-      ).finally(() => (reconciling = false));
-    }, this.config.reconcileIntervalS * 1000);
-    this.timers.push(tick);
-    let reaping = false;
-    const idle = setInterval(() => {
-      if (reaping) return; // a slow pass (many stops) is never run twice at once
-      reaping = true;
-      (this.background.run({ config: this.config }, { filename: reapersFile, name: 'reapIdle' }) as Promise<string[]>)
-        .catch((err: unknown) => this.log.warn('idle reaper pass failed', { error: errorMessage(err) }))
-        .finally(() => (reaping = false));
-    }, this.config.idleTickS * 1000);
-    this.timers.push(idle);
-    let relieving = false;
-    const pressure = setInterval(() => {
-      if (relieving) return;
-      relieving = true;
-      (this.background.run({ config: this.config, admissionOpen: admission.open }, { filename: reapersFile, name: 'relievePressure' }) as Promise<{ availablePct: number; admissionOpen: boolean; totalBytes: number; availableBytes: number }>)
+    // Each pass is single-flight: one slower than its interval is never run twice at once nor stacked up.
+    this.timers.push(everyInterval(this.config.reconcileIntervalS * 1000, () => this.reconcile(false).then(
+      (r) => r.repaired.length && this.log.info('periodic reconcile repaired rows', { repaired: r.repaired.length }),
+      (err: unknown) => this.log.warn('periodic reconcile failed; retrying next interval', { error: errorMessage(err) }),
+    ), (runningMs) => this.log.warn('periodic reconcile skipped: the previous pass is still running', { running_ms: runningMs, interval_s: this.config.reconcileIntervalS })));
+    this.timers.push(everyInterval(this.config.idleTickS * 1000, () =>
+      (this.background.run({ config: this.jobConfig }, { filename: reapersFile, name: 'reapIdle' }) as Promise<string[]>)
+        .catch((err: unknown) => this.log.warn('idle reaper pass failed', { error: errorMessage(err) }))));
+    this.timers.push(everyInterval(this.config.pressure.tickS * 1000, () =>
+      (this.background.run({ config: this.jobConfig, admissionOpen: admission.open }, { filename: reapersFile, name: 'relievePressure' }) as Promise<{ availablePct: number; admissionOpen: boolean; totalBytes: number; availableBytes: number }>)
         .then((r) => {
           if (r.admissionOpen !== admission.open) this.log.warn(r.admissionOpen ? 'memory recovered: wakes and creates admitted again' : 'memory short: refusing wakes and creates', { available_pct: Number(r.availablePct.toFixed(1)) });
           admission.update(r);
         })
-        .catch((err: unknown) => this.log.warn('memory pressure pass failed', { error: errorMessage(err) }))
-        .finally(() => (relieving = false));
-    }, this.config.pressure.tickS * 1000);
-    this.timers.push(pressure);
+        .catch((err: unknown) => this.log.warn('memory pressure pass failed', { error: errorMessage(err) }))));
   }
 
   private closed = false;
@@ -161,4 +156,57 @@ export class WorkerPool {
     this.timers.forEach(clearInterval);
     await Promise.all([this.pool.destroy(), this.taskPool.destroy(), this.background.destroy()]);
   }
+}
+
+/**
+ * Runs `pass` every `intervalMs`, never two at once: a tick that finds the previous pass still running is
+ * skipped, and `onSkip` hears how long that pass has run so far. Answers the timer (clear it to stop).
+ */
+export function everyInterval(intervalMs: number, pass: () => Promise<unknown>, onSkip?: (runningMs: number) => void): NodeJS.Timeout {
+  let runningSince: number | undefined;
+  return setInterval(() => {
+    if (runningSince !== undefined) return onSkip?.(Date.now() - runningSince);
+    runningSince = Date.now();
+    Promise.resolve().then(pass).catch(() => undefined).finally(() => (runningSince = undefined));
+  }, intervalMs);
+}
+
+/** A restarted job that then ran this long was healthy: its next restart waits the shortest delay again. */
+const STABLE_RUN_MS = 60_000;
+
+/** Delay before the `restarts`-th restart in a row of a job that keeps ending: 1 s, doubling, at most 30 s. */
+export function restartDelayMs(restarts: number): number {
+  return Math.min(1000 * 2 ** Math.min(restarts, 5), 30_000);
+}
+
+/**
+ * Keeps a job that should never end running: whenever its promise settles (its thread died, or it returned)
+ * and `stopped()` is false, `onEnd` hears why (undefined when it returned) and the job is started again after
+ * `delayMs(restarts)`, which grows while it keeps ending and starts over once a run lasted `stableMs`.
+ */
+export function keepRunning(start: () => Promise<unknown>, opts: {
+  stopped: () => boolean;
+  onEnd: (err: unknown, restartInMs: number) => void;
+  delayMs?: (restarts: number) => number;
+  stableMs?: number;
+}): void {
+  const delayMs = opts.delayMs ?? restartDelayMs;
+  const stableMs = opts.stableMs ?? STABLE_RUN_MS;
+  let restarts = 0;
+  const run = () => {
+    const startedAt = Date.now();
+    Promise.resolve().then(start).then(() => undefined, (err: unknown) => err ?? new Error('the job failed without a reason')).then((err) => {
+      if (opts.stopped()) return;
+      if (Date.now() - startedAt >= stableMs) restarts = 0;
+      const wait = delayMs(restarts++);
+      try {
+        opts.onEnd(err, wait);
+      } finally {
+        setTimeout(() => {
+          if (!opts.stopped()) run();
+        }, wait).unref();
+      }
+    });
+  };
+  run();
 }

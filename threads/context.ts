@@ -1,6 +1,6 @@
 import type { Config } from '../src/config.ts';
 import { createLogger, type Logger } from '../src/log.ts';
-import { DockerRuntime } from '../src/runtime/docker.ts';
+import { createRuntime } from '../src/runtime/factory.ts';
 import type { Runtime } from '../src/runtime/runtime.ts';
 import { openStore, type Store } from '../src/store/index.ts';
 import { setSandboxOwner, Workspaces } from '../src/workspaces/workspaces.ts';
@@ -23,14 +23,9 @@ export function workerContext(config: Config, scope: string): WorkerContext {
   context ??= {
     config,
     store: openStore(config.dataDir, config.sqliteBusyTimeoutMs),
-    runtime: runtimeFor(config),
+    runtime: createRuntime(config),
     workspaces: new Workspaces(config.dataDir),
     log: createLogger(config.logLevel, scope),
   };
   return context;
-}
-
-/** The runtime a config asks for (Docker is the only one today). */
-export function runtimeFor(config: Config): Runtime {
-  return new DockerRuntime({ instance: config.instance, network: config.network, nofile: config.nofile, tmpfsMb: config.tmpfsMb, uid: config.sandboxUid, gid: config.sandboxGid, egressAllow: config.egressAllow });
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Config } from '../src/config.ts';
 import { errorMessage } from '../src/log.ts';
 import { idleVerdict } from '../src/sandboxes/idle.ts';
+import { stopSandbox } from '../src/sandboxes/stop.ts';
 import { admissionAfter, bandOf, pickVictims, readMeminfo, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
 import { workerContext } from './context.ts';
 
@@ -16,23 +17,26 @@ export async function reapIdle(task: { config: Config }): Promise<string[]> {
     if (!idleVerdict(rec, store.activity.leases(rec.id), Date.now()).stopNow) continue;
     // Decide again inside the claim's transaction: a lease opened or a use recorded since the first look
     // (a task submitted, a terminal opened) does not bump the row's version, but it is seen here.
-    const verdict = store.db.tx(() => {
-      const fresh = store.sandboxes.get(rec.id);
-      if (!fresh || fresh.version !== rec.version) return undefined;
-      const v = idleVerdict(fresh, store.activity.leases(rec.id), Date.now());
-      return v.stopNow && store.sandboxes.transition(rec.id, ['running'], 'stopping', 'idle', {}, rec.version) ? v : undefined;
+    let why = '';
+    const done = await stopSandbox({ store, runtime, log, stopGraceS: task.config.stopGraceS }, rec.id, 'idle', {
+      from: ['running'], version: rec.version,
+      claim: () => store.db.tx(() => {
+        const fresh = store.sandboxes.get(rec.id);
+        if (!fresh || fresh.version !== rec.version) return undefined;
+        const v = idleVerdict(fresh, store.activity.leases(rec.id), Date.now());
+        why = v.why;
+        return v.stopNow ? store.sandboxes.transition(rec.id, ['running'], 'stopping', 'idle', {}, rec.version) : undefined;
+      }),
     });
-    if (!verdict) continue;
-    try {
-      await runtime.stop(rec.id, task.config.stopGraceS);
-      store.sandboxes.transition(rec.id, ['stopping'], 'stopped', 'idle', { stoppedAt: Date.now(), lastStopReason: 'idle' });
-      log.info('stopped an idle sandbox', { sandbox: rec.id, why: verdict.why });
-      stopped.push(rec.id);
-    } catch (err) {
-      // Leave it running; the next pass tries again, and the reconciler corrects the row if the container died.
-      store.sandboxes.transition(rec.id, ['stopping'], 'running', 'idle_stop_failed', { statusDetail: errorMessage(err) });
-      log.warn('idle stop failed', { sandbox: rec.id, error: errorMessage(err) });
-    }
+    if (done.outcome !== 'stopped') continue;
+    log.info('stopped an idle sandbox', { sandbox: rec.id, why });
+    stopped.push(rec.id);
+  }
+  // The main connection leaves checkpoints to this thread (see Db.disableAutoCheckpoint); a busy WAL is retried next pass.
+  try {
+    store.db.checkpoint();
+  } catch (err) {
+    log.warn('WAL checkpoint failed; retrying next pass', { error: errorMessage(err) });
   }
   return stopped;
 }
@@ -66,15 +70,10 @@ export async function relievePressure(task: { config: Config; admissionOpen: boo
       );
     }
     for (const rec of victims.slice(0, STOPS_PER_PASS[band])) {
-      if (!store.sandboxes.transition(rec.id, ['running'], 'stopping', 'memory_pressure', {}, rec.version)) continue;
-      try {
-        await runtime.stop(rec.id, config.stopGraceS);
-        store.sandboxes.transition(rec.id, ['stopping'], 'stopped', 'memory_pressure', { stoppedAt: Date.now(), lastStopReason: 'memory_pressure' });
-        stopped.push(rec.id);
-        log.warn('stopped a sandbox for memory pressure', { sandbox: rec.id, band, available_pct: Number(availablePct.toFixed(1)) });
-      } catch (err) {
-        store.sandboxes.transition(rec.id, ['stopping'], 'running', 'pressure_stop_failed', { statusDetail: errorMessage(err) });
-      }
+      const done = await stopSandbox({ store, runtime, log, stopGraceS: config.stopGraceS }, rec.id, 'memory_pressure', { from: ['running'], version: rec.version });
+      if (done.outcome !== 'stopped') continue;
+      stopped.push(rec.id);
+      log.warn('stopped a sandbox for memory pressure', { sandbox: rec.id, band, available_pct: Number(availablePct.toFixed(1)) });
     }
   }
   return { availablePct, totalBytes, availableBytes, band, admissionOpen: admissionAfter(task.admissionOpen, availablePct, config.pressure), stopped };

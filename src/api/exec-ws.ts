@@ -2,7 +2,7 @@ import type { RawData, WebSocket } from 'ws';
 import { AppError } from '../errors.ts';
 import type { ExecHandle } from '../exec/handle.ts';
 import { errorMessage } from '../log.ts';
-import { execFailure } from './exec-failure.ts';
+import { execFailure } from '../exec/failure.ts';
 import { admitSession, prepareExec } from './exec.ts';
 import { ClientFrame, ExecWsRequest, TerminalQuery } from './exec-schemas.ts';
 import { findSandbox } from './lookup.ts';
@@ -107,7 +107,7 @@ function openExecSocket(ctx: RequestContext) {
       try {
         const req = parseFrame<ExecWsRequest>(ExecWsRequest, data);
         const { sandboxId, spec, wake } = await prepareExec(ctx, req, { stdin: true });
-        const handle = ctx.deps.pool.exec({
+        const handle = ctx.deps.exec.run({
           sandboxId, spec, capBytes: 0, stream: 'json', ...(req.timeout_s ? { timeoutMs: req.timeout_s * 1000 } : {}),
         });
         if (wake) sendJson(ws, { type: 'wake' });
@@ -152,7 +152,7 @@ async function openTerminal(ctx: RequestContext<undefined, TerminalQuery>) {
     const size = { cols: ctx.query.cols ?? 80, rows: ctx.query.rows ?? 24 };
     let handle: ExecHandle;
     try {
-      handle = ctx.deps.pool.exec({ sandboxId, spec, capBytes: 0, stream: 'raw', size });
+      handle = ctx.deps.exec.run({ sandboxId, spec, capBytes: 0, stream: 'raw', size });
     } catch (err) {
       sendJson(ws, { type: 'error', code: execFailure(err).code, message: execFailure(err).message });
       return ws.close(1013);

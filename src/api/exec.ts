@@ -1,60 +1,30 @@
-import { posix } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { AppError } from '../errors.ts';
 import type { ExecHandle } from '../exec/handle.ts';
 import type { ExecResult } from '../exec/protocol.ts';
 import { sseFrame } from '../exec/encode.ts';
-import type { ExecSpec } from '../runtime/runtime.ts';
-import { execFailure } from './exec-failure.ts';
+import type { ExecSpec } from '../model/exec.ts';
+import { execFailure } from '../exec/failure.ts';
 import { ExecRequest, ExecResponse } from './exec-schemas.ts';
-import { countRefusal, sessionLimits, type SessionKind } from './limits.ts';
-import { startDetached } from './processes.ts';
+import type { SessionKind } from '../exec/sessions.ts';
+import type { CommandRequest } from '../exec/service.ts';
+import { processView } from './processes.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route } from './route.ts';
 import { NoQuery } from './schemas.ts';
 
-const HOME = '/home/sandbox';
-const APP_DIR = `${HOME}/workspace/app`;
 const DEFAULT_TIMEOUT_S = 60;
 const OUTPUT_CAP_BYTES = 1 << 20;
 
-/** Where a command runs: relative paths are under ~/workspace/app, `~/` is home, absolute stays absolute. */
-export function resolveCwd(cwd: string | undefined): string {
-  if (cwd === undefined) return APP_DIR;
-  if (cwd === '~') return HOME;
-  if (cwd.startsWith('~/')) return posix.normalize(`${HOME}/${cwd.slice(2)}`);
-  return posix.isAbsolute(cwd) ? posix.normalize(cwd) : posix.normalize(`${APP_DIR}/${cwd}`);
-}
-
-/**
- * Takes a session slot for a command in the sandbox `{id}` names, before anything wakes or runs: throws
- * `rate_limited` (429 + Retry-After) when the exec pool, the sandbox's or the tenant's cap is full. Call the
- * answer (once) when the session ends.
- */
+/** Takes a session slot for a command in the sandbox `{id}` names (429 past a cap); call the answer once the session ends. */
 export function admitSession(ctx: RequestContext, kind: SessionKind): () => void {
-  try {
-    ctx.deps.pool.assertRoom();
-    return sessionLimits(ctx.deps).acquire(findSandbox(ctx));
-  } catch (err) {
-    countRefusal(ctx.deps, err, kind);
-    throw err;
-  }
+  return ctx.deps.exec.admit(findSandbox(ctx), kind);
 }
 
 /** Finds the sandbox, starts it if it is asleep, and answers the spec to run plus whether it was woken. */
-export async function prepareExec(ctx: RequestContext, req: { cmd: string[]; env?: Record<string, string>; cwd?: string }, extra: Partial<ExecSpec> = {}) {
+export async function prepareExec(ctx: RequestContext, req: CommandRequest, extra: Partial<ExecSpec> = {}) {
   const rec = findSandbox(ctx);
-  let wake = false;
-  if (rec.status !== 'running') {
-    await ctx.deps.lifecycle.start(rec.id, 'wake:api', actorOf(ctx));
-    wake = true;
-  }
-  ctx.deps.activity.touch(rec.id, extra.tty ? 'terminal' : 'exec');
-  ctx.deps.store.audit.record({
-    actor: ctx.caller.name, action: 'sandbox.exec', sandboxId: rec.id, requestId: ctx.requestId, outcome: 'ok',
-    detail: { argv0: req.cmd[0], args: req.cmd.length - 1, tty: extra.tty ?? false },
-  });
-  const spec: ExecSpec = { cmd: req.cmd, cwd: resolveCwd(req.cwd), ...(req.env ? { env: req.env } : {}), ...extra };
+  const { spec, wake } = await ctx.deps.exec.prepare(rec, req, actorOf(ctx), extra);
   return { sandboxId: rec.id, spec, wake };
 }
 
@@ -77,9 +47,12 @@ function execRoute(readme: boolean) {
       const prepared = await prepareExec(ctx, body, { stdin: body.stdin !== undefined });
       wake = prepared.wake;
       // The launch holds the slot; once it answers, the process is counted as a background one instead.
-      if (body.detach) return await startDetached(ctx, prepared.sandboxId, prepared.spec, wake).finally(release);
+      if (body.detach) {
+        const proc = await ctx.deps.processes.launch(findSandbox(ctx), prepared.spec).finally(release);
+        return { status: 202, body: { ...processView(proc, { status: 'running', exitCode: null }), ...(wake ? { wake } : {}) } };
+      }
       const timeoutS = body.timeout_s ?? (readme ? undefined : DEFAULT_TIMEOUT_S);
-      handle = ctx.deps.pool.exec({
+      handle = ctx.deps.exec.run({
         sandboxId: prepared.sandboxId, spec: prepared.spec, capBytes: OUTPUT_CAP_BYTES, ...(streaming ? { stream: 'sse' as const } : {}),
         ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
       });

@@ -1,7 +1,7 @@
 import { AppError } from '../errors.ts';
 import { parseRef } from '../ids.ts';
 import type { Actor } from '../sandboxes/lifecycle.ts';
-import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { SandboxRecord } from '../model/sandbox.ts';
 import type { RequestContext } from './route.ts';
 
 const OWNER_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -18,7 +18,7 @@ export function findSandbox(ctx: RequestContext, raw = ctx.params.id ?? ''): San
   if (!ref || (ownerPart !== undefined && (!OWNER_RE.test(ownerPart) || 'id' in ref))) {
     throw new AppError('invalid_request', `id: '${raw.slice(0, 80)}' is neither a sandbox id (ULID), a name ([a-z0-9-]{1,63}) nor owner/name (the / sent as %2F)`, { field: 'id' });
   }
-  const rec = 'id' in ref ? ctx.deps.store.sandboxes.get(ref.id) : byName(ctx, ref.name, ownerPart);
+  const rec = 'id' in ref ? ctx.deps.sandboxes.byId(ref.id) : byName(ctx, ref.name, ownerPart);
   if (!rec || (!ctx.caller.admin && rec.owner !== ctx.caller.name)) {
     throw new AppError('not_found', `sandbox '${raw.slice(0, 80)}' not found`);
   }
@@ -31,7 +31,7 @@ export function findSandbox(ctx: RequestContext, raw = ctx.params.id ?? ''): San
  * sandbox of that name does not exist. An admin names others' sandboxes as owner%2Fname.
  */
 function byName(ctx: RequestContext, name: string, owner: string | undefined): SandboxRecord | undefined {
-  return ctx.deps.store.sandboxes.getByName(name, owner ?? ctx.caller.name);
+  return ctx.deps.sandboxes.byName(name, owner ?? ctx.caller.name);
 }
 
 /** The lifecycle's view of who is acting. */

@@ -2,30 +2,36 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TSchema } from '@sinclair/typebox';
 import type { WebSocket } from 'ws';
 import type { Config } from '../config.ts';
-import type { PreviewTokens } from '../gateway/preview-tokens.ts';
+import type { PreviewGrants } from '../auth/preview-grants.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Runtime } from '../runtime/runtime.ts';
-import type { WorkerPool } from '../pool.ts';
 import type { Activity } from '../sandboxes/activity.ts';
 import type { Lifecycle } from '../sandboxes/lifecycle.ts';
-import type { Store } from '../store/index.ts';
+import type { Wakes } from '../sandboxes/wake.ts';
+import type { SessionLimits } from '../exec/sessions.ts';
+import type { Health } from '../health/service.ts';
+import type { Exec } from '../exec/service.ts';
+import type { SandboxDirectory } from '../sandboxes/directory.ts';
+import type { Files } from '../files/service.ts';
+import type { Processes } from '../processes/service.ts';
 import type { Tasks } from '../tasks/service.ts';
-import type { Workspaces } from '../workspaces/workspaces.ts';
-import type { Authenticator, Caller } from './auth.ts';
+import type { Authenticator, Caller } from '../auth/authenticator.ts';
 
 /** What route handlers may use; nothing else reaches them. */
 export interface ApiDeps {
   config: Config;
-  store: Store;
-  runtime: Runtime;
   lifecycle: Lifecycle;
-  pool: WorkerPool;
+  wakes: Wakes;
+  sessions: SessionLimits;
+  health: Health;
+  exec: Exec;
+  sandboxes: SandboxDirectory;
+  files: Files;
+  processes: Processes;
   metrics: Metrics;
   auth: Authenticator;
-  workspaces: Workspaces;
   activity: Activity;
-  previewTokens: PreviewTokens;
+  previewGrants: PreviewGrants;
   tasks: Tasks;
   log: Logger;
 }

@@ -1,7 +1,7 @@
 import { AppError } from '../errors.ts';
 import { isValidName, normaliseId } from '../ids.ts';
 import type { CreateSandboxInput } from '../sandboxes/lifecycle.ts';
-import type { ListFilter } from '../store/sandboxes.ts';
+import type { ListFilter } from '../model/sandbox.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route } from './route.ts';
 import {
@@ -52,7 +52,7 @@ export function listSandboxes(ctx: RequestContext<unknown, ListQuery>) {
   };
   const owner = ctx.caller.admin ? q.owner : ctx.caller.name;
   if (owner !== undefined) filter.owner = owner;
-  const rows = ctx.deps.store.sandboxes.list(filter);
+  const rows = ctx.deps.sandboxes.list(filter);
   const page = rows.slice(0, limit);
   const next = rows.length > limit ? Buffer.from(page[page.length - 1]!.id).toString('base64url') : null;
   return { data: page.map((r) => sandboxView(ctx.deps.config, r)), next_cursor: next };
@@ -61,8 +61,8 @@ export function listSandboxes(ctx: RequestContext<unknown, ListQuery>) {
 /** One sandbox with its live container state. */
 export async function getSandbox(ctx: RequestContext) {
   const rec = findSandbox(ctx);
-  const [live, disk] = await Promise.all([ctx.deps.runtime.inspect(rec.id).catch(() => null), ctx.deps.workspaces.diskUsage(rec.id)]);
-  return { status: 200, body: sandboxView(ctx.deps.config, rec, live ?? null, disk) };
+  const { live, disk } = await ctx.deps.sandboxes.live(rec);
+  return { status: 200, body: sandboxView(ctx.deps.config, rec, live, disk) };
 }
 
 /** Destroys the container and keeps the workspace. */
@@ -115,8 +115,9 @@ export const sandboxRoutes: Route[] = [
     method: 'POST', path: '/v1/sandboxes/{id}/start', operationId: 'startSandbox', tags,
     summary: 'Start a sandbox (recreates a missing container from its record)', query: NoQuery, response: one,
     handler: async (ctx) => {
-      const rec = await ctx.deps.lifecycle.start(findSandbox(ctx).id, 'wake:api', actorOf(ctx));
-      return { status: 200, body: sandboxView(ctx.deps.config, rec) };
+      // The shared wake: a start during an idle stop waits for it instead of answering 409.
+      const { record } = await ctx.deps.wakes.awake(findSandbox(ctx).id, 'wake:api', actorOf(ctx));
+      return { status: 200, body: sandboxView(ctx.deps.config, record) };
     },
   },
   {
@@ -138,9 +139,7 @@ export const sandboxRoutes: Route[] = [
       if (ctx.body.port !== undefined && !rec.ports.includes(ctx.body.port)) {
         throw new AppError('invalid_request', `body.port: ${ctx.body.port} is not one of the sandbox's ports (${rec.ports.join(', ')})`, { field: 'body.port' });
       }
-      const { token, expiresAt } = ctx.deps.previewTokens.mint(rec.id, ctx.body.ttl_s ?? 3600, ctx.body.port);
-      const ports = ctx.body.port !== undefined ? [ctx.body.port] : rec.ports;
-      ctx.deps.store.audit.record({ actor: ctx.caller.name, action: 'sandbox.preview_token', sandboxId: rec.id, requestId: ctx.requestId, outcome: 'ok', detail: { ports, expires_at: expiresAt } });
+      const { token, expiresAt, ports } = ctx.deps.previewGrants.grant(rec, ctx.body.ttl_s ?? 3600, ctx.body.port, actorOf(ctx));
       return {
         status: 201,
         body: { token, expires_at: new Date(expiresAt).toISOString(), urls: Object.fromEntries(ports.map((p) => [String(p), `${previewUrl(ctx.deps.config, rec.id, p)}/?token=${token}`])) },

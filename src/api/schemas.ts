@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { STATUSES } from '../store/sandboxes.ts';
+import { STATUSES } from '../model/sandbox.ts';
 
 /** One schema per request and response; validation, types and /openapi.json all come from here. */
 
@@ -97,6 +97,16 @@ const Container = Type.Object({
 
 const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 
+/** The live instance in words every runtime backend can give. */
+const RuntimeView = Type.Object({
+  state: Type.Union([Type.Literal('running'), Type.Literal('stopped'), Type.Literal('absent')], { description: '`absent`: no instance exists (destroyed, or never created).' }),
+  running: Type.Boolean(),
+  exit_code: Type.Union([Type.Integer(), Type.Null()]),
+  oom_killed: Type.Boolean(),
+  started_at: Type.Union([Type.String(), Type.Null()]),
+  finished_at: Type.Union([Type.String(), Type.Null()]),
+});
+
 export const Sandbox = Type.Object({
   id: Type.String(),
   name: Type.Union([Type.String(), Type.Null()]),
@@ -109,7 +119,8 @@ export const Sandbox = Type.Object({
   ports: Type.Array(Type.Integer()),
   preview_urls: Type.Record(Type.String(), Type.String()),
   container_id: Type.Union([Type.String(), Type.Null()]),
-  container: Type.Optional(Type.Union([Container, Type.Null()], { description: 'Live state from the runtime (single-sandbox reads only).' })),
+  runtime: Type.Optional(Type.Object(RuntimeView.properties, { description: 'Live state from the runtime (single-sandbox reads only).' })),
+  container: Type.Optional(Type.Union([Container, Type.Null()], { description: 'Deprecated, kept for older clients: the same live state in Docker\'s words (null when absent); read `runtime`.' })),
   resources: Type.Object({ memory_mb: Type.Integer(), cpus: Type.Number(), pids: Type.Integer(), disk_mb: Type.Integer() }),
   disk: Type.Optional(Type.Union([Type.Object({ used_mb: Type.Integer(), limit_mb: Type.Integer() }), Type.Null()], {
     description: 'Workspace use and limit in MiB (single-sandbox reads only); null while an older plain-directory workspace awaits conversion at its next start.',

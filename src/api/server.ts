@@ -19,10 +19,8 @@ import { sandboxRoutes } from './sandboxes.ts';
 import { taskRoutes, taskWsRoutes } from './tasks.ts';
 import { attachWebSockets } from './upgrade.ts';
 import { checkLocalRequest, PROBE_PATHS } from './browser-guard.ts';
-import { isEngineUnreachable } from '../runtime/runtime.ts';
-import { isStorageFailure, StorageError } from '../store/disk.ts';
+import { clientErrorOf } from '../health/failures.ts';
 import { validate } from './validate.ts';
-import { isWorkspaceFull } from '../workspaces/volumes.ts';
 
 /** Every HTTP route the API serves, in match order. */
 export function allRoutes(): Route[] {
@@ -136,12 +134,8 @@ export function createApiServer(deps: ApiDeps): Server {
       deps.metrics.inc('sandboxd_http_client_gone_total', 'API requests whose client disconnected before the answer.', {});
       return void res.destroy();
     }
-    if (isEngineUnreachable(thrown)) deps.log.warn('the container engine is unreachable', { request_id: requestId, error: errorMessage(thrown) });
-    const err = isEngineUnreachable(thrown) ? new AppError('sandbox_unavailable', 'the container engine (Docker) is not answering; retry shortly', undefined, 5)
-      // A file write that hit ENOSPC, or a storage error that crossed a worker boundary: 503 naming the data dir.
-      // ENOSPC from a sandbox's own size-limited workspace is the tenant's to fix, not a data-disk outage.
-      : !(thrown instanceof AppError) && isWorkspaceFull(thrown, deps.config.dataDir) ? new AppError('workspace_full', "the sandbox's workspace is at its size limit (resources.disk_mb): delete files in it, or recreate the sandbox with a larger resources.disk_mb")
-      : !(thrown instanceof AppError) && isStorageFailure(thrown) ? new StorageError(deps.config.dataDir, thrown) : thrown;
+    const { err, engineDown } = clientErrorOf(thrown, deps.config.dataDir);
+    if (engineDown) deps.log.warn('the container engine is unreachable', { request_id: requestId, error: errorMessage(thrown) });
     if (err instanceof AppError) {
       const headers: Record<string, string> = err.code === 'unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
       if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);

@@ -1,7 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { AGENT_NAMES, AGENTS } from '../tasks/agents/index.ts';
 import { EnvMap, NoNul } from './schemas.ts';
 
-const Agent = Type.Union([Type.Literal('opencode'), Type.Literal('claude')], { description: 'Which coding agent runs the prompt.' });
+// The registry is the list: validation and /openapi.json name exactly the agents it holds.
+const Agent = Type.Union(AGENT_NAMES.map((name) => Type.Literal(name)), {
+  description: `Which coding agent runs the prompt. ${AGENTS.map((a) => `${a.name}: ${a.description}.`).join(' ')}`,
+});
 
 export const CreateTask = Type.Object({
   // An argv entry holds at most 128 KiB: 32 Ki characters stay under it in any encoding.

@@ -2,9 +2,8 @@ import type { WebSocket } from 'ws';
 import { AppError } from '../errors.ts';
 import { normaliseId } from '../ids.ts';
 import type { TaskRecord } from '../store/tasks.ts';
-import { envProblem } from '../tasks/agents.ts';
+import { agentFor } from '../tasks/agents/index.ts';
 import type { TaskEvent } from '../tasks/events.ts';
-import { takeSlot } from './limits.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route, WsRoute } from './route.ts';
 import { NoQuery } from './schemas.ts';
@@ -35,7 +34,7 @@ function findTask(ctx: RequestContext): TaskRecord {
   const raw = ctx.params.taskId ?? '';
   const id = normaliseId(raw);
   if (!id) throw new AppError('invalid_request', `taskId: '${raw.slice(0, 80)}' is not a task id (ULID)`, { field: 'taskId' });
-  const task = ctx.deps.store.tasks.get(id);
+  const task = ctx.deps.tasks.get(id);
   if (!task || task.sandboxId !== sandbox.id) throw new AppError('not_found', `task '${raw.slice(0, 80)}' not found in sandbox ${sandbox.id}`);
   return task;
 }
@@ -56,7 +55,7 @@ async function createTask(ctx: RequestContext<CreateTask>) {
   if (body.timeout_s !== undefined && body.timeout_s > maxTimeoutS) {
     throw new AppError('invalid_request', `body.timeout_s: at most ${maxTimeoutS} (SANDBOXD_TASK_MAX_TIMEOUT_S)`, { field: 'body.timeout_s' });
   }
-  const problem = envProblem(body.agent, body.env ?? {});
+  const problem = agentFor(body.agent).envProblem(body.env ?? {});
   if (problem) throw new AppError('invalid_request', `body.${problem}`, { field: `body.${problem.split(':')[0]}` });
   const sandbox = findSandbox(ctx);
   const task = await ctx.deps.tasks.submit(sandbox, body, actorOf(ctx));
@@ -69,7 +68,7 @@ function streamEvents(ctx: RequestContext<unknown, EventsQuery>): void {
   const since = startAfter(ctx);
   const { res } = ctx;
   // A stream holds a socket and replay pages for as long as its client keeps it open: it takes a session slot.
-  res.once('close', takeSlot(ctx.deps, findSandbox(ctx), 'task_stream'));
+  res.once('close', ctx.deps.sessions.take(findSandbox(ctx), 'task_stream'));
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.flushHeaders();
   let ended = false;
@@ -123,7 +122,7 @@ export const taskRoutes: Route[] = [
     handler: (ctx: RequestContext<unknown, TaskListQuery>) => {
       const sandbox = findSandbox(ctx);
       const limit = ctx.query.limit ?? 50;
-      const rows = ctx.deps.store.tasks.list(sandbox.id, limit + 1, ctx.query.cursor);
+      const rows = ctx.deps.tasks.list(sandbox.id, limit + 1, ctx.query.cursor);
       const page = rows.slice(0, limit);
       return { status: 200, body: { data: page.map(taskView), next_cursor: rows.length > limit ? page.at(-1)!.id : null } };
     },
@@ -148,7 +147,7 @@ export const taskRoutes: Route[] = [
     handler: (ctx) => {
       const task = findTask(ctx);
       ctx.deps.tasks.cancel(task, actorOf(ctx));
-      return { status: 202, body: taskView(ctx.deps.store.tasks.get(task.id)!) };
+      return { status: 202, body: taskView(ctx.deps.tasks.get(task.id)!) };
     },
   },
 ];
@@ -163,7 +162,7 @@ export const taskWsRoutes: WsRoute[] = [
       const task = findTask(ctx);
       const since = startAfter(ctx);
       // The slot is taken before the handshake (a refusal is a plain 429) and given back when the socket is gone.
-      const release = takeSlot(ctx.deps, findSandbox(ctx), 'task_stream');
+      const release = ctx.deps.sessions.take(findSandbox(ctx), 'task_stream');
       if (ctx.req.socket.destroyed) release();
       else ctx.req.socket.once('close', release);
       return (ws: WebSocket) => {

@@ -5,7 +5,7 @@ import { AppError, errorEnvelope } from '../errors.ts';
 import { answerRaw } from '../http/raw-answer.ts';
 import { reportUnexpected } from '../boundary.ts';
 import { decodeComponent, parseTarget } from '../http/target.ts';
-import type { Authenticator } from './auth.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
 import { checkUpgrade } from './browser-guard.ts';
 import { compile, match, type ApiDeps, type Route, type WsRoute } from './route.ts';
 import { validate } from './validate.ts';

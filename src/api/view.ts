@@ -1,7 +1,5 @@
 import type { Config } from '../config.ts';
-import type { ContainerState } from '../runtime/runtime.ts';
-import type { SandboxRecord } from '../store/sandboxes.ts';
-import type { DiskUsage } from '../workspaces/volumes.ts';
+import type { DiskUsage, LiveState, SandboxRecord } from '../model/sandbox.ts';
 import type { Sandbox } from './schemas.ts';
 
 /** A stored millisecond time as ISO 8601, or null. */
@@ -15,7 +13,7 @@ export function previewUrl(config: Config, sandboxId: string, port: number): str
 }
 
 /** The public JSON of a sandbox. `id` is the only key named "id": the README's sed line relies on it. */
-export function sandboxView(config: Config, s: SandboxRecord, live?: ContainerState | null, disk?: DiskUsage | null): Sandbox {
+export function sandboxView(config: Config, s: SandboxRecord, live?: LiveState | null, disk?: DiskUsage | null): Sandbox {
   return {
     id: s.id,
     name: s.name,
@@ -29,6 +27,10 @@ export function sandboxView(config: Config, s: SandboxRecord, live?: ContainerSt
     preview_urls: Object.fromEntries(s.ports.map((p) => [String(p), previewUrl(config, s.id, p)])),
     container_id: s.containerId,
     ...(live === undefined ? {} : {
+      runtime: live ? {
+        state: live.running ? 'running' as const : 'stopped' as const, running: live.running, exit_code: live.running ? null : live.exitCode,
+        oom_killed: live.oomKilled, started_at: live.startedAt, finished_at: live.running ? null : live.finishedAt,
+      } : { state: 'absent' as const, running: false, exit_code: null, oom_killed: false, started_at: null, finished_at: null },
       container: live && {
         state: live.state, running: live.running, exit_code: live.exitCode, oom_killed: live.oomKilled,
         started_at: live.startedAt, finished_at: live.finishedAt, ip: live.ip,

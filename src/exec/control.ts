@@ -1,4 +1,4 @@
-import type { ExecSignal } from '../runtime/runtime.ts';
+import type { ExecSignal } from '../model/exec.ts';
 
 /** The engine calls a session's control frames turn into (each one is a round trip, a signal a fresh `docker exec`). */
 export interface ControlTarget {

@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { ExecSignal } from '../runtime/runtime.ts';
+import type { ExecSignal } from '../model/exec.ts';
 import type { ExecControl, ExecEvent, ExecResult } from './protocol.ts';
 
 /** stdin bytes sent to the worker but not yet taken by the command's stream; above this the client is not read. */
@@ -11,8 +11,6 @@ const STDIN_LOW_WATER = STDIN_HIGH_WATER / 4;
 export class ExecHandle {
   /** Settles when the command has ended (or could not start). */
   readonly result: Promise<ExecResult>;
-  /** Settles once the command is running in the sandbox. */
-  readonly started: Promise<void>;
   private port: MessagePort;
   private listener: (data: Buffer) => void = () => undefined;
   private closed = false;
@@ -22,21 +20,17 @@ export class ExecHandle {
 
   constructor(port: MessagePort, outcome: Promise<ExecResult>) {
     this.port = port;
-    let markStarted: () => void = () => undefined;
     let markDrained: () => void = () => undefined;
-    this.started = new Promise<void>((resolve) => (markStarted = resolve));
     const drained = new Promise<void>((resolve) => (markDrained = resolve));
     port.once('close', () => markDrained());
     // The result travels on piscina's channel, the output on this port: wait for both.
     const result = outcome.then(async (r) => (await drained, r));
     this.result = result;
-    // A command that fails to start settles `result` without `started`; let awaiting `started` end too.
-    result.then(() => markStarted(), () => markStarted());
     result.finally(() => ((this.closed = true), this.stdinAcked(this.stdinInflight))).catch(() => undefined);
     port.on('message', (e: ExecEvent) => {
-      if (e.t === 'picked') return;
-      if (e.t === 'started') markStarted();
-      else if (e.t === 'end') (markDrained(), port.close(), this.stdinAcked(this.stdinInflight));
+      // `picked` is the pool's (its queue timer); nothing on this side waits for `started`.
+      if (e.t === 'picked' || e.t === 'started') return;
+      if (e.t === 'end') (markDrained(), port.close(), this.stdinAcked(this.stdinInflight));
       else if (e.t === 'stdin_ack') this.stdinAcked(e.bytes);
       else this.listener(Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength));
     });

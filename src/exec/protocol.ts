@@ -1,4 +1,4 @@
-import type { ExecSignal, ExecSpec } from '../runtime/runtime.ts';
+import type { ExecSignal, ExecSpec } from '../model/exec.ts';
 
 /**
  * How a worker hands output to the main thread, already encoded for the client so the main thread only

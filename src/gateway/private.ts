@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import type { Authenticator } from '../api/auth.ts';
-import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import type { SandboxRecord } from '../model/sandbox.ts';
 import { previewCookieName, withoutPreviewCookies } from './cookies.ts';
-import { isTokenShaped, type PreviewTokens } from './preview-tokens.ts';
+import { isTokenShaped, type PreviewTokens } from '../auth/preview-tokens.ts';
 
 /** How a request to a preview may go on. */
 export type PreviewAccess =

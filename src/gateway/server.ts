@@ -1,7 +1,7 @@
 import { createServer, type Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Authenticator } from '../api/auth.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
 import { reportUnexpected } from '../boundary.ts';
 import type { Config } from '../config.ts';
 import { AppError, ERRORS, errorEnvelope } from '../errors.ts';
@@ -9,13 +9,13 @@ import { answerClientError } from '../http/client-error.ts';
 import { clientKey, isLocal } from '../http/client-address.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Runtime } from '../runtime/runtime.ts';
 import type { Activity } from '../sandboxes/activity.ts';
-import type { SandboxRecord, SandboxStore } from '../store/sandboxes.ts';
+import type { PreviewTargets } from '../sandboxes/previews.ts';
+import type { SandboxRecord } from '../model/sandbox.ts';
 import { checkRequest, type Checked } from './framing.ts';
 import { parsePreviewHost } from './hosts.ts';
 import { badRequestPage, notFoundPage, notListeningPage, privatePage, sandboxDownPage, startingPage, wakeFailedPage } from './pages.ts';
-import type { PreviewTokens } from './preview-tokens.ts';
+import type { PreviewTokens } from '../auth/preview-tokens.ts';
 import { isPrivate, previewAccess, stripCredentials } from './private.ts';
 import { BAD_UPSTREAM, isUpstreamError, proxyHttp, UPSTREAM_BUSY, UPSTREAM_TIMEOUT } from './proxy.ts';
 import { Upstreams } from './upstreams.ts';
@@ -27,8 +27,8 @@ export interface GatewayDeps {
   config: Config;
   tokens: PreviewTokens;
   auth: Authenticator;
-  sandboxes: SandboxStore;
-  runtime: Runtime;
+  /** The records hosts name and where their apps answer (kept in memory, re-read when their version moves). */
+  targets: PreviewTargets;
   waker: Waker;
   activity: Activity;
   log: Logger;
@@ -96,7 +96,7 @@ function failure(err: unknown, port: number): { err: AppError; html: string; hea
  * client's faults, 502 for the app's, 500 for the gateway's own, which are also logged and counted).
  */
 export function createGatewayServer(deps: GatewayDeps): Server {
-  const { config, sandboxes, runtime, waker, activity, log, metrics } = deps;
+  const { config, targets, waker, activity, log, metrics } = deps;
   const limits = config.limits.gateway;
   const upstreams = new Upstreams(4096, (reason) => gw.count('sandboxd_gateway_upstream_pools_dropped_total', 'Per-sandbox upstream connection pools destroyed (their sockets closed), by why.', { reason }));
 
@@ -106,7 +106,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
     openWebSockets: new Map(),
     resolve(host) {
       const target = parsePreviewHost(host, config.previewDomain);
-      const rec = target && sandboxes.get(target.sandboxId);
+      const rec = target && targets.get(target.sandboxId);
       if (!target || !rec || !rec.ports.includes(target.port) || rec.status === 'purging') return undefined;
       return { rec, port: target.port };
     },
@@ -114,8 +114,8 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       if (rec.status === 'running') {
         const known = upstreams.get(rec.id, rec.version);
         if (known) return known;
-        const ip = (await runtime.inspect(rec.id))?.ip;
-        if (ip) return upstreams.bind(rec.id, rec.version, ip);
+        const at = await targets.endpoint(rec.id, port);
+        if (at) return upstreams.bind(rec.id, rec.version, at.host);
       }
       // Checked here too (the waker checks again under the lock): no timer, no wait for a sandbox that stays down.
       if (rec.status === 'destroyed' || rec.status === 'error') throw sandboxDown(rec.id, rec.status);
@@ -133,7 +133,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
       }
       const ip = await wake;
       // The wake moved the row on: the pool belongs to the version that now runs.
-      return upstreams.bind(rec.id, sandboxes.get(rec.id)?.version ?? rec.version, ip);
+      return upstreams.bind(rec.id, targets.get(rec.id)?.version ?? rec.version, ip);
     },
     count(name, help, labels) {
       metrics?.inc(name, help, labels);
@@ -259,7 +259,7 @@ export function createGatewayServer(deps: GatewayDeps): Server {
 
   const sweep = setInterval(() => {
     try {
-      upstreams.sweep((id) => sandboxes.get(id));
+      upstreams.sweep((id) => targets.get(id));
     } catch (err) {
       reportUnexpected(log, metrics, 'gateway', err, { in: 'pool sweep' });
     }

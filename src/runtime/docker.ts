@@ -1,12 +1,14 @@
+import type { ExecSignal, ExecSpec } from '../model/exec.ts';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
-import { BRIDGE_PREFIX, egressFirewallFor, egressNames, type EgressAllow, type EgressFirewall } from './egress.ts';
+import type { EgressAllow } from '../config-egress.ts';
+import { BRIDGE_PREFIX, egressFirewallFor, egressNames, type EgressFirewall } from './egress.ts';
 import { RECORD_PID_AND_EXEC, SIGNAL_RECORDED } from './sandbox-scripts.ts';
 import { DockerDemuxer } from './demux.ts';
 import {
   LABEL_ID, LABEL_INSTANCE, LABEL_MANAGED, containerName,
-  type ContainerState, type ExecSession, type ExecSignal, type ExecSpec, type Runtime, type RuntimeEvent, type SandboxSpec,
+  RuntimeSetupError, type ContainerState, type Endpoint, type ExecSession, type Runtime, type RuntimeEvent, type SandboxSpec,
 } from './runtime.ts';
 
 /** Settings the Docker runtime needs, taken from the daemon's config. */
@@ -40,11 +42,37 @@ export class DockerRuntime implements Runtime {
     await this.docker.ping();
   }
 
+  async prepare(opts: { isolation: boolean }): Promise<void> {
+    try {
+      await this.ping();
+      await this.ensureNetwork();
+    } catch (err) {
+      throw new RuntimeSetupError('engine', err);
+    }
+    if (!opts.isolation) return;
+    try {
+      // Read back what was written: rules the kernel prints differently would otherwise look missing forever.
+      // Docker deletes and re-inserts its own jumps whenever any network is made (another instance's too), so
+      // a gap seen in passing is repaired and read again a few times before it counts.
+      let left: string[] = [];
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await this.repairIsolation();
+        left = await this.isolationProblems();
+        if (!left.length) return;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      throw new Error(`the egress rules do not read back as written: ${left.join('; ')}`);
+    } catch (err) {
+      throw err instanceof RuntimeSetupError ? err : new RuntimeSetupError('isolation', err);
+    }
+  }
+
   /**
-   * The default sandbox network. The internal one of `egress: none` sandboxes is made at their first create
-   * (each network takes one of the engine's few address pools); the firewall names its bridge from the start.
+   * Creates the default sandbox network if missing; refuses one that lets sandboxes talk to each other. The
+   * internal one of `egress: none` sandboxes is made at their first create (each network takes one of the
+   * engine's few address pools); the firewall names its bridge from the start.
    */
-  async ensureNetwork(): Promise<void> {
+  private async ensureNetwork(): Promise<void> {
     this.bridge = await this.ensureOneNetwork(this.opts.network, egressNames(this.opts.network).internetBridge, false);
   }
 
@@ -105,12 +133,12 @@ export class DockerRuntime implements Runtime {
     return this.firewall;
   }
 
-  async protectHost(): Promise<string[]> {
+  async repairIsolation(): Promise<string[]> {
     if (this.bridge === undefined) await this.ensureNetwork();
     return this.egress().repair();
   }
 
-  async firewallProblems(): Promise<string[]> {
+  async isolationProblems(): Promise<string[]> {
     if (this.bridge === undefined) await this.ensureNetwork();
     return this.egress().problems();
   }
@@ -223,6 +251,12 @@ export class DockerRuntime implements Runtime {
     }
   }
 
+  async endpoint(sandboxId: string, port: number): Promise<Endpoint | null> {
+    // Ports are not published: the container's own address on the sandbox network, the port unchanged.
+    const state = await this.inspect(sandboxId);
+    return state?.running && state.ip ? { host: state.ip, port } : null;
+  }
+
   async list(): Promise<ContainerState[]> {
     const summaries = await this.docker.listContainers({
       all: true,
@@ -283,8 +317,7 @@ export class DockerRuntime implements Runtime {
     await Promise.all(running.map(async (c) => {
       try {
         const s = (await this.docker.getContainer(c.containerId).stats({ stream: false, 'one-shot': true } as { stream: false })) as Docker.ContainerStats;
-        const cache = (s.memory_stats.stats as Record<string, number> | undefined)?.total_inactive_file ?? (s.memory_stats.stats as Record<string, number> | undefined)?.cache ?? 0;
-        usage.set(c.sandboxId, Math.max(0, (s.memory_stats.usage ?? 0) - cache));
+        usage.set(c.sandboxId, realMemoryUse(s.memory_stats));
       } catch {
         // stopped between list and stats
       }
@@ -398,4 +431,22 @@ function zeroTimeToNull(t: string | undefined): string | null {
 /** The HTTP status dockerode attached to an engine error, if any. */
 export function statusOf(err: unknown): number | undefined {
   return typeof err === 'object' && err !== null && 'statusCode' in err ? Number((err as { statusCode: unknown }).statusCode) : undefined;
+}
+
+/** A byte count from the engine: a finite number from 0, else undefined. */
+const byteCount = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+
+/**
+ * Real memory use in bytes from one Docker stats `memory_stats`: usage less the inactive page cache, which the
+ * kernel reclaims first, as `docker stats` counts it. cgroup v1 names that figure `total_inactive_file` (its
+ * `inactive_file` is the cgroup alone, without children), cgroup v2 `inactive_file`. v1's `cache` is not used:
+ * it includes tmpfs and shared memory, which cannot be reclaimed, so a /tmp filler would look small. A missing
+ * or malformed figure counts as nothing: the answer is never negative and never NaN.
+ */
+export function realMemoryUse(memoryStats: unknown): number {
+  const m = (typeof memoryStats === 'object' && memoryStats !== null ? memoryStats : {}) as { usage?: unknown; stats?: unknown };
+  const usage = byteCount(m.usage) ?? 0;
+  const stats = (typeof m.stats === 'object' && m.stats !== null ? m.stats : {}) as Record<string, unknown>;
+  const inactive = byteCount(stats.total_inactive_file) ?? byteCount(stats.inactive_file) ?? 0;
+  return Math.max(0, usage - inactive);
 }

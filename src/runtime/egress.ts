@@ -4,15 +4,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 
-const run = promisify(execFile);
+import type { EgressAllow } from '../config-egress.ts';
 
-/** One `SANDBOXD_EGRESS_ALLOW` entry: TCP and UDP to this network and port pass ahead of the drops. */
-export interface EgressAllow {
-  family: 4 | 6;
-  /** Canonical network/prefix, as iptables prints it. */
-  cidr: string;
-  port: number;
-}
+const run = promisify(execFile);
 
 /** What the firewall of one sandbox network protects: its chain, its two bridges, the openings. */
 export interface EgressPlan {
@@ -52,56 +46,6 @@ const BLOCKED: Record<4 | 6, string[]> = {
   4: ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '168.63.129.16/32', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4'],
   6: ['::/128', '::1/128', '::ffff:0.0.0.0/96', '64:ff9b::/96', '64:ff9b:1::/48', 'fe80::/10', 'fc00::/7', 'ff00::/8'],
 };
-
-/**
- * Parses `SANDBOXD_EGRESS_ALLOW` (`10.1.2.3/32:5432,[fd00::5]/128:443`); answers the entries and a problem
- * naming each bad one. The prefix may be left out (one address); host bits must be zero.
- */
-export function parseEgressAllow(value: string): { entries: EgressAllow[]; problems: string[] } {
-  const entries: EgressAllow[] = [];
-  const problems: string[] = [];
-  for (const raw of value.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+))(?:\/(\d{1,3}))?:(\d{1,5})$/.exec(raw);
-    const addr = m?.[1] ?? m?.[2];
-    const family = m?.[1] !== undefined ? 6 : 4;
-    const okAddr = addr !== undefined && (family === 6 ? isIPv6(addr) : isIPv4(addr));
-    const bits = family === 6 ? 128 : 32;
-    const prefix = m?.[3] === undefined ? bits : Number(m[3]);
-    const port = Number(m?.[4]);
-    if (!m || !okAddr || prefix > bits || port < 1 || port > 65535) {
-      problems.push(`SANDBOXD_EGRESS_ALLOW: '${raw}' is not CIDR:port with a port 1-65535 (e.g. 10.1.2.3/32:5432 or [fd00::5]/128:443)`);
-      continue;
-    }
-    const cidr = canonicalCidr(family, addr!, prefix);
-    if (cidr === undefined) {
-      problems.push(`SANDBOXD_EGRESS_ALLOW: '${raw}' has bits set past its /${prefix} prefix; write the network address (or /${bits} for one host)`);
-      continue;
-    }
-    entries.push({ family, cidr, port });
-  }
-  return { entries, problems };
-}
-
-/** `addr/prefix` in the form iptables prints, or undefined when the address has host bits set. */
-function canonicalCidr(family: 4 | 6, addr: string, prefix: number): string | undefined {
-  const bytes = family === 4 ? addr.split('.').map(Number) : v6Bytes(addr);
-  for (let bit = prefix; bit < bytes.length * 8; bit++) {
-    if (bytes[bit >> 3]! & (0x80 >> (bit & 7))) return undefined;
-  }
-  if (family === 4) return `${bytes.join('.')}/${prefix}`;
-  // The WHATWG URL parser prints IPv6 the RFC 5952 way (lowercase, longest zero run as ::), as iptables does.
-  return `${new URL(`http://[${addr}]/`).hostname.slice(1, -1)}/${prefix}`;
-}
-
-function v6Bytes(addr: string): number[] {
-  const full = new URL(`http://[${addr}]/`).hostname.slice(1, -1);
-  const [head, tail] = full.includes('::') ? full.split('::') : [full, undefined];
-  const groups = (s: string | undefined) => (s ? s.split(':') : []);
-  const h = groups(head);
-  const t = groups(tail);
-  const all = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return all.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
-}
 
 /** Non-loopback resolvers in a resolv.conf (a loopback one is the host's own stub, which Docker does not use). */
 export function resolvConfNameservers(path = '/etc/resolv.conf'): string[] {

@@ -1,3 +1,6 @@
+import type { ExecSignal, ExecSpec } from '../model/exec.ts';
+import type { LiveState } from '../model/sandbox.ts';
+
 /** What the lifecycle needs to create one sandbox container. */
 export interface SandboxSpec {
   sandboxId: string;
@@ -13,33 +16,26 @@ export interface SandboxSpec {
   egress?: 'internet' | 'none';
 }
 
+/** A failed `prepare`: `engine` (the engine is not usable) or `isolation` (the egress rules cannot be put in place). */
+export class RuntimeSetupError extends Error {
+  readonly step: 'engine' | 'isolation';
+  constructor(step: 'engine' | 'isolation', cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.step = step;
+  }
+}
+
+/** A host and port to open TCP connections to. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
 /** The live state of one sandbox container, as the runtime reports it. */
-export interface ContainerState {
+export interface ContainerState extends LiveState {
   containerId: string;
   sandboxId: string;
-  /** created | running | paused | restarting | removing | exited | dead */
-  state: string;
-  running: boolean;
-  exitCode: number;
-  oomKilled: boolean;
-  startedAt: string | null;
-  finishedAt: string | null;
-  ip: string | null;
 }
-
-/** A command to run inside a sandbox, always as the sandbox user. */
-export interface ExecSpec {
-  cmd: string[];
-  env?: Record<string, string>;
-  /** Absolute path inside the container. */
-  cwd: string;
-  tty?: boolean;
-  /** Attach stdin; without it the command reads end-of-file at once. */
-  stdin?: boolean;
-}
-
-/** Signals a client may send to a running command (delivered to its whole process group). */
-export type ExecSignal = 'TERM' | 'KILL' | 'INT' | 'HUP' | 'QUIT' | 'USR1' | 'USR2';
 
 /** A running command inside a sandbox. */
 export interface ExecSession {
@@ -70,15 +66,19 @@ export interface RuntimeEvent {
 export interface Runtime {
   /** Throws when the engine cannot be reached. */
   ping(): Promise<void>;
-  /** Creates the sandbox network if missing; refuses one that lets sandboxes talk to each other. */
-  ensureNetwork(): Promise<void>;
   /**
-   * Puts the egress firewall in place or back (sandboxes reach the public internet and nothing near the host:
-   * not the host, its LAN, link-local, other containers); answers what was missing. Needs root/CAP_NET_ADMIN.
+   * Everything the backend needs before the first sandbox: the engine answers, the sandbox network exists
+   * (refusing one that lets sandboxes talk to each other), and with `isolation` the egress rules are in place
+   * and read back as written. Throws a RuntimeSetupError naming the step that failed.
    */
-  protectHost(): Promise<string[]>;
-  /** What of the egress firewall is missing or out of place now; empty when it is all there. */
-  firewallProblems(): Promise<string[]>;
+  prepare(opts: { isolation: boolean }): Promise<void>;
+  /**
+   * Puts the egress isolation in place or back (sandboxes reach the public internet and nothing near the host:
+   * not the host, its LAN, link-local, other sandboxes); answers what was missing. Docker: needs root/CAP_NET_ADMIN.
+   */
+  repairIsolation(): Promise<string[]>;
+  /** What of the egress isolation is missing or out of place now; empty when it is all there. */
+  isolationProblems(): Promise<string[]>;
   imageExists(image: string): Promise<boolean>;
   /** Creates (does not start) the hardened container for a sandbox; answers its container id. */
   create(spec: SandboxSpec): Promise<string>;
@@ -90,6 +90,8 @@ export interface Runtime {
   /** Removes the containers of these sandboxes that were made for another sandbox uid (an upgrade from 1000); answers their ids. */
   removeForeignUser(sandboxIds: ReadonlySet<string>): Promise<string[]>;
   inspect(sandboxId: string): Promise<ContainerState | undefined>;
+  /** Where the gateway and health checks connect to one of the sandbox's ports while it runs; null when it does not. */
+  endpoint(sandboxId: string, port: number): Promise<Endpoint | null>;
   /** Every container of this daemon instance. */
   list(): Promise<ContainerState[]>;
   /** Streams changes to our containers until the signal aborts; rejects when the stream breaks. */

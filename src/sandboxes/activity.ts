@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { ActivitySource, ActivityStore, LeaseKind } from '../store/activity.ts';
+import type { SandboxRecord } from '../model/sandbox.ts';
+import type { ActivitySource, ActivityStore, Lease, LeaseKind } from '../store/activity.ts';
 import { isStorageFailure } from '../store/disk.ts';
+import { idleVerdict, type IdleVerdict } from './idle.ts';
 
 /** Writes of the same source for the same sandbox closer together than this are dropped. */
 const TOUCH_EVERY_MS = 1000;
+/**
+ * A sandbox written less than this ago has its next uses coalesced into one transaction per TOUCH_EVERY_MS;
+ * one idle longer is written at once, so the idle reaper (at least 10 s of idleness) never misses a first use.
+ */
+const COALESCE_WITHIN_MS = 5000;
 
 /** What a dropped write was, as /metrics labels it. */
 type Dropped = 'activity' | 'lease';
@@ -23,6 +30,11 @@ export class Activity {
   private log: Logger | undefined;
   private metrics: Metrics | undefined;
   private recent = new Map<string, number>();
+  /** When each sandbox's activity was last written, for the coalescing rule. */
+  private written = new Map<string, number>();
+  /** Coalesced uses waiting for the next flush, by sandbox and source. */
+  private pending = new Map<string, { sandboxId: string; source: ActivitySource; at: number }>();
+  private flushTimer: NodeJS.Timeout | undefined;
   /** Leases whose delete failed: retried before the next write, so no lease outlives its connection. */
   private unclosed = new Set<string>();
   /** Leases opened before this time belong to an earlier daemon; set while their clearing is pending. */
@@ -37,6 +49,12 @@ export class Activity {
     this.metrics = metrics;
   }
 
+  /** Why a sandbox is awake: its open leases, its last use per source, and the idle rule's verdict now. */
+  explain(rec: SandboxRecord): { leases: Lease[]; lastBySource: Record<string, number>; verdict: IdleVerdict } {
+    const leases = this.store.leases(rec.id);
+    return { leases, lastBySource: this.store.lastBySource(rec.id), verdict: idleVerdict(rec, leases, Date.now()) };
+  }
+
   /** Records use of a sandbox now (at most one write per second per source); never throws for a full disk. */
   touch(sandboxId: string, source: ActivitySource): void {
     const now = Date.now();
@@ -45,7 +63,26 @@ export class Activity {
     this.recent.set(key, now);
     // The map only needs recent keys: forget old ones now and then, so it does not grow with every sandbox ever seen.
     if (this.recent.size > 10_000) for (const [k, at] of this.recent) if (now - at >= TOUCH_EVERY_MS) this.recent.delete(k);
-    this.write('activity', () => this.store.touch(sandboxId, source, now));
+    if (now - (this.written.get(sandboxId) ?? 0) >= COALESCE_WITHIN_MS) {
+      this.written.set(sandboxId, now);
+      this.write('activity', () => this.store.touch(sandboxId, source, now));
+      return;
+    }
+    this.pending.set(key, { sandboxId, source, at: now });
+    this.flushTimer ??= setTimeout(() => this.flush(), TOUCH_EVERY_MS).unref();
+  }
+
+  /** Writes the coalesced uses in one transaction (also on shutdown). */
+  flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (!this.pending.size) return;
+    const uses = [...this.pending.values()];
+    this.pending.clear();
+    const now = Date.now();
+    for (const u of uses) this.written.set(u.sandboxId, now);
+    if (this.written.size > 10_000) for (const [id, at] of this.written) if (now - at >= COALESCE_WITHIN_MS) this.written.delete(id);
+    this.write('activity', () => this.store.touchMany(uses));
   }
 
   /** Opens a lease; `release` is idempotent and records activity as the lease ends. */

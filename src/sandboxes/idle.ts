@@ -1,5 +1,5 @@
 import type { Lease } from '../store/activity.ts';
-import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { SandboxRecord } from '../model/sandbox.ts';
 
 /** Whether a sandbox should be stopped for idleness now, when it would be, and why — in words for /activity. */
 export interface IdleVerdict {

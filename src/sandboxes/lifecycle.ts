@@ -5,10 +5,11 @@ import { errorMessage, type Logger } from '../log.ts';
 import { isStorageFailure, StorageError } from '../store/disk.ts';
 import type { Runtime, SandboxSpec } from '../runtime/runtime.ts';
 import type { Store } from '../store/index.ts';
-import type { Egress, External, IdlePolicy, SandboxRecord, Status, Visibility } from '../store/sandboxes.ts';
+import type { Egress, External, IdlePolicy, SandboxRecord, Status, Visibility } from '../model/sandbox.ts';
 import type { Workspaces } from '../workspaces/workspaces.ts';
 import type { Admission } from './admission.ts';
 import { KeyedLock } from './lock.ts';
+import { stopSandbox, type StopDeps } from './stop.ts';
 import { checkQuotas, TenantQuotas, type Usage } from './quotas.ts';
 
 /** A create request after schema validation (see api/schemas.ts). */
@@ -163,16 +164,11 @@ export class Lifecycle {
     return this.locks.run(id, async () => {
       const rec = this.mustGet(id);
       if (rec.status === 'stopped' || rec.status === 'destroyed') return rec;
-      this.store.sandboxes.transition(id, ['running', 'error'], 'stopping', reason) ?? this.conflict(rec, 'stop');
-      this.audit(actor, 'sandbox.stop', id, 'ok', { reason });
-      try {
-        await this.runtime.stop(id, this.config.stopGraceS);
-      } catch (err) {
-        this.store.sandboxes.transition(id, ['stopping'], 'error', 'stop_failed', { statusDetail: errorMessage(err) });
-        throw new AppError('sandbox_unavailable', `the sandbox could not be stopped: ${errorMessage(err)}`);
-      }
-      const now = Date.now();
-      return this.store.sandboxes.transition(id, ['stopping'], 'stopped', reason, { stoppedAt: now, lastStopReason: reason })!;
+      const done = await stopSandbox(this.stopDeps(), id, reason, { from: ['running', 'error'], version: rec.version });
+      if (done.outcome === 'not_claimed') this.conflict(this.mustGet(id), 'stop');
+      this.audit(actor, 'sandbox.stop', id, done.outcome === 'stopped' ? 'ok' : 'failed', { reason });
+      if (done.outcome === 'failed') throw new AppError('sandbox_unavailable', `the sandbox could not be stopped: ${done.error}; retry the stop`);
+      return done.record;
     });
   }
 
@@ -297,6 +293,10 @@ export class Lifecycle {
       chunks.push(chunk);
     }
     await this.workspaces.seed(id, Buffer.concat(chunks));
+  }
+
+  private stopDeps(): StopDeps {
+    return { store: this.store, runtime: this.runtime, stopGraceS: this.config.stopGraceS, log: this.log };
   }
 
   private mustGet(id: string): SandboxRecord {

@@ -1,8 +1,9 @@
 import { errorMessage, type Logger } from '../log.ts';
 import type { ContainerState, Runtime } from '../runtime/runtime.ts';
 import type { Store } from '../store/index.ts';
-import { TRANSIENT, type SandboxRecord } from '../store/sandboxes.ts';
+import { TRANSIENT, type SandboxRecord } from '../model/sandbox.ts';
 import type { Workspaces } from '../workspaces/workspaces.ts';
+import { finishStop, stopSandbox } from './stop.ts';
 
 /** What the reconciler needs; a worker thread builds its own. */
 export interface ReconcileDeps {
@@ -62,11 +63,12 @@ async function reconcileRow(deps: ReconcileDeps, row: SandboxRecord, c: Containe
   const { store, runtime } = deps;
   const move = (to: Parameters<typeof store.sandboxes.transition>[2], reason: string, fields: Parameters<typeof store.sandboxes.transition>[4] = {}, from = [row.status]) => {
     const done = store.sandboxes.transition(row.id, from, to, reason, fields, from.length === 1 && from[0] === row.status ? row.version : undefined);
-    if (done) {
-      report.repaired.push({ id: row.id, from: row.status, to, reason });
-      deps.log.info('reconciled', { sandbox: row.id, from: row.status, to, reason });
-    }
+    if (done) repaired(row, to, reason);
     return done;
+  };
+  const repaired = (r: SandboxRecord, to: string, reason: string) => {
+    report.repaired.push({ id: r.id, from: r.status, to, reason });
+    deps.log.info('reconciled', { sandbox: r.id, from: r.status, to, reason });
   };
   const died = (state: ContainerState | undefined) => (!state ? 'removed' : state.oomKilled ? 'oom_killed' : 'exited');
 
@@ -88,8 +90,9 @@ async function reconcileRow(deps: ReconcileDeps, row: SandboxRecord, c: Containe
           else move('stopped', 'start_interrupted', { stoppedAt: Date.now(), lastStopReason: 'start_interrupted' });
           return;
         case 'stopping':
-          if (c?.running) await runtime.stop(row.id, deps.stopGraceS);
-          move('stopped', row.reason, { stoppedAt: Date.now(), lastStopReason: row.reason });
+          // Finished as any stop is (stop.ts); a failure puts it back to running, which is what the container is.
+          if (!c?.running) move('stopped', row.reason, { stoppedAt: Date.now(), lastStopReason: row.reason });
+          else if ((await finishStop(deps, row.id, row.reason, 'running')).outcome === 'stopped') repaired(row, 'stopped', row.reason);
           return;
         case 'destroying':
           await runtime.remove(row.id);
@@ -110,11 +113,8 @@ async function reconcileRow(deps: ReconcileDeps, row: SandboxRecord, c: Containe
       // Removed behind our back after it stopped: nothing to converge, but the id it points at is gone.
       store.sandboxes.transition(row.id, ['stopped'], 'stopped', row.reason, { containerId: null }, row.version);
     } else if (row.status === 'stopped' && c?.running) {
-      // The row says stopped: claim it, then converge Docker to it.
-      if (move('stopping', row.reason)) {
-        await runtime.stop(row.id, deps.stopGraceS);
-        store.sandboxes.transition(row.id, ['stopping'], 'stopped', row.reason, { stoppedAt: Date.now() });
-      }
+      // The row says stopped: claim it, then converge Docker to it (a failed stop leaves it stopped: the next pass retries).
+      if ((await stopSandbox(deps, row.id, row.reason, { from: ['stopped'], version: row.version })).outcome === 'stopped') repaired(row, 'stopped', row.reason);
     } else if (row.status === 'destroyed' && c) {
       if (move('destroying', row.reason)) {
         await runtime.remove(row.id);

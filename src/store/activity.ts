@@ -27,6 +27,13 @@ export class ActivityStore {
     this.db.run('UPDATE sandboxes SET last_active_at = MAX(last_active_at, ?) WHERE id = ?', at, sandboxId);
   }
 
+  /** Records many uses in one transaction (the main thread's coalesced touches). */
+  touchMany(uses: { sandboxId: string; source: ActivitySource; at: number }[]): void {
+    this.db.tx(() => {
+      for (const u of uses) this.touch(u.sandboxId, u.source, u.at);
+    });
+  }
+
   lastBySource(sandboxId: string): Record<string, number> {
     return Object.fromEntries(this.db.all<{ source: string; at: number }>('SELECT source, at FROM activity WHERE sandbox_id = ?', sandboxId).map((r) => [r.source, Number(r.at)]));
   }

@@ -13,6 +13,8 @@ import { TaskStore } from './tasks.ts';
 /** Every table family behind one open connection; each thread opens its own. */
 export interface Store {
   db: Db;
+  /** A real read of the file (SELECT 1 alone never touches it): throws when the store cannot even read. */
+  probe(): void;
   sandboxes: SandboxStore;
   audit: AuditLog;
   processes: ProcessStore;
@@ -39,5 +41,5 @@ export function openStore(dataDir: string, busyTimeoutMs: number, minFreeBytes =
     db = openDb(path, busyTimeoutMs);
   }
   ensureReserve(dataDir, minFreeBytes);
-  return { db, sandboxes: new SandboxStore(db), audit: new AuditLog(db), processes: new ProcessStore(db), activity: new ActivityStore(db), tasks: new TaskStore(db) };
+  return { db, probe: () => void db.get('SELECT COUNT(*) AS n FROM schema_migrations'), sandboxes: new SandboxStore(db), audit: new AuditLog(db), processes: new ProcessStore(db), activity: new ActivityStore(db), tasks: new TaskStore(db) };
 }

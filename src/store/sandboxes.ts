@@ -1,78 +1,6 @@
 import type { Db, Param, Row } from './db.ts';
+import { HOLDS_CONTAINER, type Status, type OwnerUsage, type IdlePolicy, type Visibility, type Egress, type External, type SandboxRecord, type NewSandbox, type ListFilter } from '../model/sandbox.ts';
 
-/** Stable states, and the transient ones a crash can leave behind for the reconciler to finish. */
-export const STATUSES = ['creating', 'starting', 'running', 'stopping', 'stopped', 'destroying', 'destroyed', 'purging', 'error'] as const;
-export type Status = (typeof STATUSES)[number];
-export const TRANSIENT: readonly Status[] = ['creating', 'starting', 'stopping', 'destroying', 'purging'];
-/** The states that count against a tenant's running and memory quotas: a container is, or is being, brought up. */
-export const HOLDS_CONTAINER: readonly Status[] = ['creating', 'starting', 'running'];
-
-/** One tenant's holdings, as quotas count them (src/sandboxes/quotas.ts). */
-export interface OwnerUsage {
-  sandboxes: number;
-  running: number;
-  memoryMb: number;
-  diskMb: number;
-  alwaysOn: number;
-}
-
-export type IdlePolicy = 'sleep' | 'always_on';
-export type Visibility = 'public' | 'private';
-export type Egress = 'internet' | 'none';
-
-export interface External {
-  user_id?: string;
-  project_id?: string;
-  workspace_id?: string;
-}
-
-/** A sandbox as stored: the truth the runtime is converged to. */
-export interface SandboxRecord {
-  id: string;
-  name: string | null;
-  owner: string;
-  status: Status;
-  reason: string;
-  statusDetail: string | null;
-  version: number;
-  image: string;
-  ports: number[];
-  env: Record<string, string>;
-  memoryMb: number;
-  cpus: number;
-  pids: number;
-  idlePolicy: IdlePolicy;
-  idleTimeoutS: number;
-  labels: Record<string, string>;
-  external: External;
-  /** Whether previews need a token; `portVisibility` overrides it per port. */
-  visibility: Visibility;
-  portVisibility: Record<string, Visibility>;
-  /** What the sandbox may reach: the public internet, or nothing at all. */
-  egress: Egress;
-  /** The workspace's size limit in MB; null takes the server's default. */
-  diskMb: number | null;
-  containerId: string | null;
-  keepaliveUntil: number | null;
-  lastActiveAt: number;
-  lastStopReason: string | null;
-  stoppedAt: number | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-export type NewSandbox = Omit<SandboxRecord, 'version' | 'containerId' | 'keepaliveUntil' | 'lastStopReason' | 'stoppedAt' | 'statusDetail' | 'updatedAt' | 'lastActiveAt'>;
-
-export interface ListFilter {
-  owner?: string;
-  status?: Status;
-  labels?: [string, string][];
-  external?: External;
-  /** Exclusive upper bound on id: results are newest first. */
-  before?: string;
-  limit: number;
-  includeDestroyed?: boolean;
-}
 
 /** Extra columns a transition may set alongside status and reason. */
 export interface TransitionFields {
@@ -121,6 +49,12 @@ export class SandboxStore {
     return row && fromRow(row);
   }
 
+  /** The row's version alone (bumped by every transition), or undefined when the row is gone: a cheap freshness check. */
+  versionOf(id: string): number | undefined {
+    const row = this.db.get<{ version: number }>('SELECT version FROM sandboxes WHERE id = ?', id);
+    return row && Number(row.version);
+  }
+
   /** The owner's sandbox of that name (names are unique per owner); without an owner, the first of any owner. */
   getByName(name: string, owner?: string): SandboxRecord | undefined {
     const row = owner === undefined
@@ -144,6 +78,16 @@ export class SandboxStore {
       ...HOLDS_CONTAINER, ...HOLDS_CONTAINER, defaultDiskMb, owner, exceptId,
     )!;
     return { sandboxes: Number(r.sandboxes), running: Number(r.running), memoryMb: Number(r.memory_mb), diskMb: Number(r.disk_mb), alwaysOn: Number(r.always_on) };
+  }
+
+  /** How many sandboxes are in each status (statuses with none are left out). */
+  countByStatus(): { status: string; n: number }[] {
+    return this.db.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM sandboxes GROUP BY status').map((r) => ({ status: r.status, n: Number(r.n) }));
+  }
+
+  /** Every sandbox id, for per-sandbox gauges. */
+  ids(): string[] {
+    return this.db.all<{ id: string }>('SELECT id FROM sandboxes').map((r) => r.id);
   }
 
   list(f: ListFilter): SandboxRecord[] {

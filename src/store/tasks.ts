@@ -1,4 +1,4 @@
-import type { AgentName } from '../tasks/normalise.ts';
+import type { AgentName } from '../tasks/agents/index.ts';
 import type { TaskEvent, TaskEventBody, TaskOutcome, TaskPhase } from '../tasks/events.ts';
 import type { Db } from './db.ts';
 
@@ -67,6 +67,11 @@ export class TaskStore {
   }
 
   /** Every task still marked running (after a restart: the ones to re-attach). */
+  /** How many tasks run now, without reading their rows. */
+  countRunning(): number {
+    return Number(this.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'running'`)?.n ?? 0);
+  }
+
   running(): TaskRecord[] {
     return this.db.all<Record<string, unknown>>(`SELECT * FROM tasks WHERE status = 'running' ORDER BY created_at`).map(fromRow);
   }

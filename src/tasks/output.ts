@@ -2,7 +2,7 @@ import type { ExecSession } from '../runtime/runtime.ts';
 import type { EventBudget } from './budget.ts';
 import type { TaskEventBody } from './events.ts';
 import { LineReader, type OutputLine } from './lines.ts';
-import type { Normaliser } from './normalise.ts';
+import type { Normaliser } from './agents/index.ts';
 
 /** What reading an agent's output needs from the task it belongs to. */
 export interface OutputOptions {

@@ -7,14 +7,15 @@ import { errorMessage, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { WorkerPool } from '../pool.ts';
 import type { Activity } from '../sandboxes/activity.ts';
-import type { Actor, Lifecycle } from '../sandboxes/lifecycle.ts';
+import type { Actor } from '../sandboxes/lifecycle.ts';
+import type { Wakes } from '../sandboxes/wake.ts';
 import { isStorageFailure } from '../store/disk.ts';
 import type { Store } from '../store/index.ts';
-import type { SandboxRecord } from '../store/sandboxes.ts';
+import type { SandboxRecord } from '../model/sandbox.ts';
 import type { TaskRecord } from '../store/tasks.ts';
 import { ZERO_USAGE, type TaskEvent } from './events.ts';
 import { ByteBudget, EventFeed, type EventSink } from './feed.ts';
-import type { AgentName } from './normalise.ts';
+import type { AgentName } from './agents/index.ts';
 import type { TaskControl, TaskMessage } from './protocol.ts';
 
 /** What a client asks for when it submits a task (already validated). */
@@ -40,7 +41,7 @@ export class Tasks {
   private config: Config;
   private store: Store;
   private pool: WorkerPool;
-  private lifecycle: Lifecycle;
+  private wakes: Wakes;
   private activity: Activity;
   private log: Logger;
   private metrics: Metrics | undefined;
@@ -51,12 +52,12 @@ export class Tasks {
   /** Set while the daemon shuts down: workers ended by the shutdown leave their tasks for the next daemon. */
   private closing = false;
 
-  constructor(deps: { config: Config; store: Store; pool: WorkerPool; lifecycle: Lifecycle; activity: Activity; log: Logger; metrics?: Metrics }) {
+  constructor(deps: { config: Config; store: Store; pool: WorkerPool; wakes: Wakes; activity: Activity; log: Logger; metrics?: Metrics }) {
     this.metrics = deps.metrics;
     this.config = deps.config;
     this.store = deps.store;
     this.pool = deps.pool;
-    this.lifecycle = deps.lifecycle;
+    this.wakes = deps.wakes;
     this.activity = deps.activity;
     this.log = deps.log;
   }
@@ -64,7 +65,8 @@ export class Tasks {
   /** Starts a task: one running task per sandbox, and a stopped sandbox is woken first. */
   async submit(sandbox: SandboxRecord, req: TaskRequest, actor: Actor): Promise<TaskRecord> {
     this.refuseIfBusy(sandbox.id);
-    if (sandbox.status !== 'running') await this.lifecycle.start(sandbox.id, 'wake:task', actor);
+    // The shared wake: a task arriving during an idle stop waits for it, then wakes the sandbox.
+    await this.wakes.awake(sandbox.id, 'wake:task', actor);
     const id = newId();
     const inserted = this.store.tasks.insert({
       id, sandboxId: sandbox.id, owner: sandbox.owner, agent: req.agent, model: req.model ?? null, prompt: req.prompt,
@@ -88,6 +90,16 @@ export class Tasks {
   private refuseIfBusy(sandboxId: string): void {
     const busy = this.store.tasks.runningIn(sandboxId);
     if (busy) throw new AppError('task_in_progress', `task ${busy.id} is still running in this sandbox; wait for it to end or cancel it (POST .../tasks/${busy.id}/cancel)`, { task_id: busy.id }, 5);
+  }
+
+  /** One task's record, if it exists. */
+  get(taskId: string): TaskRecord | undefined {
+    return this.store.tasks.get(taskId);
+  }
+
+  /** A sandbox's tasks, newest first, `limit` of them after the cursor (a task id). */
+  list(sandboxId: string, limit: number, cursor?: string): TaskRecord[] {
+    return this.store.tasks.list(sandboxId, limit, cursor);
   }
 
   /** Asks a running task to stop; it ends `cancelled` once the agent is gone. Ended tasks are left as they are. */

@@ -4,18 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { AppError } from '../errors.ts';
 import { SANDBOX_GID, SANDBOX_UID } from './workspaces.ts';
 import { removeTreeAt } from './fd-walk.ts';
+import type { Entry, EntryType } from './workspace-store.ts';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
-
-/** What a path names inside a workspace. */
-export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
-
-export interface Entry {
-  name: string;
-  type: EntryType;
-  size: number;
-  mtime: string;
-}
 
 /** The kernel's view of a path relative to an open directory: /proc/self/fd/N/name never re-resolves N. */
 const at = (dir: FileHandle, name: string) => `/proc/self/fd/${dir.fd}/${name}`;

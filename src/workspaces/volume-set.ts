@@ -4,7 +4,8 @@ import { basename, dirname, join } from 'node:path';
 import { errorMessage, type Logger } from '../log.ts';
 import { convertDirectory, finishSwap, type ConvertPaths } from './convert.ts';
 import { removeTree } from './fd-walk.ts';
-import { isMountPoint, makeImage, mountImage, unmount, usage, usageSync, type DiskUsage } from './volumes.ts';
+import type { DiskUsage } from '../model/sandbox.ts';
+import { isMountPoint, makeImage, mountImage, unmount, usage, usageSync } from './volumes.ts';
 
 /** What a start or create asks of a workspace's volume. */
 export interface VolumeRequest {

@@ -2,15 +2,10 @@ import { execFile } from 'node:child_process';
 import { statfsSync, statSync } from 'node:fs';
 import { lstat, open, readdir, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { DiskUsage } from '../model/sandbox.ts';
 
 const MIB = 1024 * 1024;
 const TOOL_TIMEOUT_MS = 60_000;
-
-/** Disk use of one workspace, in MiB. */
-export interface DiskUsage {
-  usedMb: number;
-  limitMb: number;
-}
 
 /** Runs a host tool (mkfs, mount, umount) and answers its output; a failure carries the tool's stderr. */
 export function run(cmd: string, args: string[]): Promise<string> {

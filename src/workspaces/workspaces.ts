@@ -5,7 +5,7 @@ import { removeTree } from './fd-walk.ts';
 import { ensureChain, seedInto } from './home-fs.ts';
 import type { Logger } from '../log.ts';
 import { WorkspaceVolumes } from './volume-set.ts';
-import type { DiskUsage } from './volumes.ts';
+import type { DiskUsage } from '../model/sandbox.ts';
 import { parseTar } from './tar.ts';
 
 /** The host uid/gid that owns workspaces: SANDBOXD_SANDBOX_UID/GID, set once per thread by setSandboxOwner. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';
 
 describe('idle reaper', () => {
   let d: Daemon;
@@ -21,8 +21,10 @@ describe('idle reaper', () => {
     expect((await explain(kept)).explanation).toMatch(/^keepalive until /);
     expect(Object.keys((await explain(kept)).last_activity)).toContain('keepalive');
 
-    await new Promise((r) => setTimeout(r, 13_000));
+    // Every sandbox was last active by now: two reaper ticks past the timeout, each has had its pass.
+    const allIdleBy = Date.now() + 10_000 + 2_000;
     const status = async (id: string) => (await d.api('GET', `/v1/sandboxes/${id}`)).body;
+    expect(await eventually(async () => Date.now() >= allIdleBy && (await status(idle)).status === 'stopped', 20_000, 250)).toBe(true);
     expect(await status(idle)).toMatchObject({ status: 'stopped', reason: 'idle', last_stop_reason: 'idle' });
     expect((await status(terminal)).status).toBe('running');
     expect((await status(alwaysOn)).status).toBe('running');
@@ -31,7 +33,6 @@ describe('idle reaper', () => {
 
     // Closing the terminal releases its lease: the sandbox then sleeps like any other.
     ws.close();
-    await new Promise((r) => setTimeout(r, 12_500));
-    expect((await status(terminal)).status).toBe('stopped');
+    expect(await eventually(async () => (await status(terminal)).status === 'stopped', 20_000, 250)).toBe(true);
   }, 60_000);
 });

@@ -43,8 +43,13 @@ describe('memory pressure', () => {
     expect((await status(pinned)).status).toBe('running'); // always_on waits for the emergency band
 
     setAvailable(11); // between hard and resume: still refused (hysteresis)
-    await new Promise((r) => setTimeout(r, 2500));
-    expect((await d.api('POST', `/v1/sandboxes/${oldest}/start`)).status).toBe(503);
+    // The refusal quotes the latest reading: once it says 11.0%, a pass has seen the new level and kept admission closed.
+    const held = await eventually(async () => {
+      const r = await d.api('POST', `/v1/sandboxes/${oldest}/start`);
+      return r.status !== 503 || /\(11\.0% available\)/.test(r.body.error.message) ? r : undefined;
+    }, 5000);
+    expect(held?.status).toBe(503);
+    expect(held!.body.error.message).toContain('(11.0% available)');
 
     setAvailable(60);
     expect(await eventually(async () => (await d.api('POST', `/v1/sandboxes/${oldest}/start`)).status === 200, 5000)).toBe(true);
@@ -72,15 +77,18 @@ describe('predictive admission', () => {
     // ~977 MiB in all, 30% (~293 MiB) available: above every band.
     writeFileSync(meminfo, 'MemTotal:       1000000 kB\nMemAvailable:    300000 kB\n');
     d = await startDaemon({ env: { SANDBOXD_MEMINFO_PATH: meminfo, SANDBOXD_PRESSURE_TICK_S: '1' } });
-    await new Promise((r) => setTimeout(r, 1500)); // one reading taken
   });
   afterAll(() => d?.cleanup());
 
   it('refuses a create whose expected footprint would take memory under the floor, and admits a smaller one', async () => {
-    const big = await d.api('POST', '/v1/sandboxes', { resources: { memory_mb: 256 } });
-    expect(big.status).toBe(503);
-    expect(big.body.error.message).toMatch(/would leave -?\d+\.\d% of memory available, under the 10% floor/);
-    expect(big.headers.get('retry-after')).toBe('10');
+    // Until the first reading every start is admitted (nothing is known yet): ask until one has been taken.
+    const big = await eventually(async () => {
+      const r = await d.api('POST', '/v1/sandboxes', { resources: { memory_mb: 256 } });
+      return r.status === 503 ? r : undefined;
+    }, 5000);
+    expect(big?.status).toBe(503);
+    expect(big!.body.error.message).toMatch(/would leave -?\d+\.\d% of memory available, under the 10% floor/);
+    expect(big!.headers.get('retry-after')).toBe('10');
     const small = await d.api('POST', '/v1/sandboxes', { resources: { memory_mb: 64 } });
     expect(small.status).toBe(201);
   });

@@ -48,14 +48,18 @@ describe('archive transfers are bounded', () => {
 
   it('counts archive downloads that stall against the sandbox\'s sessions cap, and frees the slot when they go', async () => {
     // Two clients ask for the 12,000-entry tree and never read: each holds its listing in memory.
+    // Each stops reading after the first bytes of its answer: by then its download holds a session slot. (Polling
+    // with a third download instead would race them for those very slots.)
+    const began: Promise<void>[] = [];
     const stalled = [0, 1].map(() => {
       const s = connect({ host: '127.0.0.1', port: d.port });
       s.on('error', () => undefined);
+      began.push(new Promise((resolve) => s.once('data', () => (s.pause(), resolve()))));
       s.write(`GET /v1/sandboxes/${id}/archive?path=many HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\n\r\n`);
-      s.pause();
       return s;
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    const bothBegan = await Promise.race([Promise.all(began).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    expect(bothBegan).toBe(true);
     const third = await d.api('GET', `/v1/sandboxes/${id}/archive?path=deep`);
     expect(third.status).toBe(429);
     expect(third.headers.get('retry-after')).toBeTruthy();

@@ -79,7 +79,7 @@ describe('exec', () => {
   it('ends a /v1 command whose client disconnects', async () => {
     const ac = new AbortController();
     const pending = fetch(`${d.url}/v1/sandboxes/${id}/exec`, { method: 'POST', body: JSON.stringify({ cmd: ['sleep', '303'], timeout_s: 600 }), signal: ac.signal }).catch(() => undefined);
-    await eventually(async () => /sleep 303/.test(await processes(id)), 5000);
+    expect(await eventually(async () => /sleep 303/.test(await processes(id)), 5000)).toBe(true);
     ac.abort();
     await pending;
     expect(await eventually(async () => !/sleep 303/.test(await processes(id)), 5000)).toBe(true);
@@ -90,7 +90,7 @@ describe('exec', () => {
     const pending = fetch(`${d.url}/sandbox/${id}/exec`, {
       method: 'POST', body: JSON.stringify({ cmd: ['sh', '-lc', 'cd ~/workspace/app && exec httpd -f -p 3001 -h .'] }), signal: ac.signal,
     }).catch(() => undefined);
-    await eventually(async () => /httpd -f -p 3001/.test(await processes(id)), 5000);
+    expect(await eventually(async () => /httpd -f -p 3001/.test(await processes(id)), 5000)).toBe(true);
     ac.abort();
     await pending;
     await new Promise((r) => setTimeout(r, 1000));

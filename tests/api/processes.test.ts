@@ -36,7 +36,7 @@ describe('background processes (detach)', () => {
 
   it('ends a process and everything it started when killed', async () => {
     const { pid } = (await detach(['sh', '-c', 'sleep 501 & sleep 502'])).body;
-    await eventually(async () => /sleep 502/.test((await execIn(id, ['ps', '-o', 'args'])).output), 5000);
+    expect(await eventually(async () => /sleep 502/.test((await execIn(id, ['ps', '-o', 'args'])).output), 5000)).toBe(true);
     const killed = await d.api('DELETE', `/v1/sandboxes/${id}/processes/${pid}`);
     expect(killed.status).toBe(200);
     expect(killed.body.status).not.toBe('running');

@@ -56,9 +56,12 @@ describe('terminal and exec over WebSocket', () => {
     ws.send(Buffer.from('stty size\n'));
     await waitForOutput(ws, /30 100/);
     ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 43 }));
-    await new Promise((r) => setTimeout(r, 300));
-    ws.send(Buffer.from('stty size\n'));
-    await waitForOutput(ws, /43 132/);
+    // The resize is applied beside the input stream, not in it: ask again until the shell sees the new size.
+    const resized = await eventually(async () => {
+      ws.send(Buffer.from('stty size\n'));
+      return waitForOutput(ws, /43 132/, 500).then(() => true, () => false);
+    }, 5000, 0);
+    expect(resized).toBe(true);
     ws.close();
   });
 

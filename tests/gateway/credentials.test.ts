@@ -58,7 +58,7 @@ describe('preview credentials', () => {
     await execIn(id, ['chmod', '755', `${APP}/cgi-bin/heads`]);
     await detach(id, `exec httpd -f -p 3001 -h ${APP}`);
     token = (await d.api('POST', `/v1/sandboxes/${id}/preview-tokens`, {}, ALICE)).body.token;
-    await eventually(async () => (await d.gateway(host(3001), '/index.html', { headers: ALICE })).status === 200, 10_000);
+    expect(await eventually(async () => (await d.gateway(host(3001), '/index.html', { headers: ALICE })).status === 200, 10_000)).toBe(true);
   });
   afterAll(() => d?.cleanup());
 

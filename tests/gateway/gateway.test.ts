@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { docker, eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
 
 /** Counts `start` events of one container between now and when `during` settles. */
 async function countStarts(container: string, during: () => Promise<unknown>): Promise<number> {
@@ -76,9 +76,12 @@ describe('preview gateway', () => {
     expect(first.status).toBe(200);
     expect(first.body).toMatch(/Starting…/);
     expect(first.body).toMatch(/http-equiv="refresh"/);
-    await new Promise((r) => setTimeout(r, 3500));
-    const again = await d.gateway(host(slow), '/index.html', { headers: { accept: 'text/html,*/*' } });
-    expect(again.body).toContain('hello from the sandboxed test image');
+    // The browser refreshes until the app answers (it serves after SERVE_DELAY=2 s).
+    const again = await eventually(async () => {
+      const r = await d.gateway(host(slow), '/index.html', { headers: { accept: 'text/html,*/*' } });
+      return r.body.includes('hello from the sandboxed test image') ? r : undefined;
+    }, 15_000, 250);
+    expect(again?.status).toBe(200);
   });
 
   it('answers every waiter of a wake that does not finish within the hold with 503 and Retry-After', async () => {
@@ -97,20 +100,20 @@ describe('preview gateway', () => {
     const responder = 'printf "HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n"; exec cat';
     await d.api('PUT', `/v1/sandboxes/${id}/files`, { path: '~/upgrade.sh', content: responder });
     await d.api('POST', `/v1/sandboxes/${id}/exec`, { cmd: ['sh', '-c', 'nc -ll -p 3001 -e sh /home/sandbox/upgrade.sh'], detach: true });
-    await new Promise((r) => setTimeout(r, 300));
+    // Listening (state 0A) on port 3001 (0BB9), in the sandbox's own /proc/net.
+    const listening = async () => (await execIn(id, ['sh', '-c', 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ":0BB9 [0-9A-F:]* 0A"'])).code === 0;
+    expect(await eventually(listening, 5000, 50)).toBe(true);
     const sock = connect({ host: '127.0.0.1', port: d.gatewayPort });
     let got = '';
     sock.on('data', (c) => (got += c));
     sock.write(`GET /ws HTTP/1.1\r\nHost: ${host(id, 3001)}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-    await new Promise((r) => setTimeout(r, 500));
+    expect(await eventually(async () => /^HTTP\/1.1 101 [^]*\r\n\r\n/.test(got), 5000, 20)).toBe(true);
     expect(got).toMatch(/^HTTP\/1.1 101/);
     sock.write('ping-through-gateway');
-    await new Promise((r) => setTimeout(r, 300));
-    expect(got).toContain('ping-through-gateway');
+    expect(await eventually(async () => got.includes('ping-through-gateway'), 5000, 20)).toBe(true);
     const activity = (await d.api('GET', `/v1/sandboxes/${id}/activity`)).body;
     expect(activity.leases.map((l: any) => l.kind)).toContain('preview_ws');
     sock.destroy();
-    await new Promise((r) => setTimeout(r, 300));
-    expect((await d.api('GET', `/v1/sandboxes/${id}/activity`)).body.leases).toEqual([]);
+    expect(await eventually(async () => (await d.api('GET', `/v1/sandboxes/${id}/activity`)).body.leases.length === 0, 5000, 50)).toBe(true);
   });
 });

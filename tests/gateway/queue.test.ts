@@ -24,7 +24,9 @@ describe('preview gateway upstream limit', () => {
       r.end();
       held.push(r);
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    // Every one of them has reached the app (its CGI sleeps): all 64 upstream connections are taken.
+    const sleeping = async () => Number((await execIn(id, ['sh', '-c', 'ps -o args | grep -c "^sleep 30$"'])).output.trim());
+    expect(await eventually(async () => (await sleeping()) >= 64, 15_000, 100)).toBe(true);
     const t0 = Date.now();
     const waited = await d.gateway(host, '/');
     expect(waited.status).toBe(503);

@@ -2,7 +2,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { AuthFailures } from '../../src/api/auth-failures.ts';
+import { AuthFailures } from '../../src/auth/failures.ts';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';

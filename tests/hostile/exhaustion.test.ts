@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { openWebSocket } from '../support/ws.ts';
-import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';
+import { eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
 
 const SLEEP = ['sleep', '600'];
 
@@ -148,7 +148,9 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
     const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
     const { ws } = await openWebSocket(`${wsBase}/v1/sandboxes/${id}/${path}`);
     ws!.send(start);
-    await new Promise((r) => setTimeout(r, 1000));
+    // The command is running (and not reading) before the flood starts; looked at from outside the daemon, so no session is taken.
+    const running = async () => /^sleep 600$/m.test((await execIn(id, ['ps', '-o', 'args'])).output);
+    expect(await eventually(running, 10_000, 100)).toBe(true);
     const r = await flood(ws!, d.proc.pid!, () => ws!.send(chunk), chunk.length);
     expect(r.accepted).toBeLessThan(64 << 20);
     expect(r.grew).toBeLessThan(128 << 20); // without back-pressure it grows by more than the 256 MiB offered

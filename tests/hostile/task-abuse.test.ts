@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SECRETS, redactor, secretValues } from '../../src/tasks/redact.ts';
-import { Daemon, startDaemon } from '../support/daemon.ts';
+import { Daemon, eventually, execIn, startDaemon } from '../support/daemon.ts';
 import { sandboxWithStandIn, TASK_DAEMON_ENV, waitForTask } from '../support/tasks.ts';
 
 /**
@@ -64,7 +64,9 @@ describe('agent task abuse', () => {
     const id = await sandboxWithStandIn(d, DEADLINE_LIFTING_AGENT);
     const submit = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'forever', agent: 'claude', timeout_s: 15 });
     expect(submit.status, submit.text).toBe(202);
-    await new Promise((r) => setTimeout(r, 4000));
+    // The restart comes only once the agent has written its own exit file: that is the attempt under test.
+    const exitWritten = async () => (await execIn(id, ['sh', '-c', `cat /home/sandbox/.sandboxed/tasks/${submit.body.id}/exit`])).output.trim() === '0';
+    expect(await eventually(exitWritten, 15_000, 200)).toBe(true);
     await d.stop();
     d = await new Daemon({ reuse: d }).start();
     // Deadline at 15 s from the submit, plus the cancel grace: well before 60 s. Unfixed, it ran for ever.

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { connect, createServer, type Server } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { egressNames, parseEgressAllow } from '../../src/runtime/egress.ts';
+import { parseEgressAllow } from '../../src/config-egress.ts';
+import { egressNames } from '../../src/runtime/egress.ts';
 import { Daemon, docker, eventually, execIn, startDaemon, TEST_IMAGE } from '../support/daemon.ts';
 import { FAKE_METADATA, FakeLan } from '../support/fake-lan.ts';
 

@@ -34,6 +34,11 @@ export function claudeEnv(port: number): Record<string, string> {
   return { ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}`, CLAUDE_CODE_MAX_RETRIES: '0' };
 }
 
+/** Task env pointing Codex at the fake server's Responses API (the key comes from the sandbox env). */
+export function codexEnv(port: number): Record<string, string> {
+  return { OPENAI_BASE_URL: `http://127.0.0.1:${port}/v1` };
+}
+
 /** Task env pointing OpenCode at the fake server as an OpenAI-compatible provider, offline-safe. */
 export function opencodeEnv(port: number): Record<string, string> {
   return {
@@ -115,7 +120,7 @@ export async function waitForTask(d: Daemon, sandboxId: string, taskId: string, 
 
 /** The agent processes left in a sandbox (ps as the sandbox user sees them). */
 export async function agentProcesses(d: Daemon, sandboxId: string): Promise<string> {
-  const r = await d.api('POST', `/v1/sandboxes/${sandboxId}/exec`, { cmd: ['sh', '-c', 'ps -eo pid,args | grep -E "[c]laude|[o]pencode" || true'] });
+  const r = await d.api('POST', `/v1/sandboxes/${sandboxId}/exec`, { cmd: ['sh', '-c', 'ps -eo pid,args | grep -E "[c]laude|[o]pencode|[c]odex" || true'] });
   return String(r.body.stdout).trim();
 }
 

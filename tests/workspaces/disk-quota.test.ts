@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statfsSync, symlinkSync, linkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, symlinkSync, linkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon, execIn, startDaemon } from '../support/daemon.ts';
@@ -75,18 +75,14 @@ describe('workspace disk quotas', () => {
   });
 
   it('refuses a write past the limit with ENOSPC inside, leaves the host disk and the neighbour alone', async () => {
-    const before = statfsSync(d.dataDir);
     const r = await execIn(small, ['sh', '-c', 'dd if=/dev/zero of=/home/sandbox/big bs=1M count=200 2>&1; echo "rc=$?"; sync']);
     expect(r.output).toMatch(/No space left on device/);
     expect(r.output).not.toMatch(/rc=0\b/);
-    const after = statfsSync(d.dataDir);
-    const dropMb = (before.bavail - after.bavail) * before.bsize / MIB;
-    // 200 MiB were asked for; at most the 64 MiB limit lands (other processes share this disk: some slack).
-    expect(dropMb).toBeLessThan(150);
     const size = Number((await execIn(small, ['stat', '-c', '%s', '/home/sandbox/big'])).output.trim());
     expect(size).toBeGreaterThan(32 * MIB);
     expect(size).toBeLessThanOrEqual(64 * MIB);
-    // The image is sparse and never grows past its size on the host.
+    // What the host disk gives this workspace is its image's blocks, and they never grow past its size (a drop
+    // in the disk's free space would be no measure: the other test files write to the same disk meanwhile).
     const img = lstatSync(`${ws(small)}.img`);
     expect(img.size).toBe(64 * MIB);
     // Reserved up front; the host filesystem may add a block or two of its own bookkeeping.

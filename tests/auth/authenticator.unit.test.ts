@@ -8,7 +8,7 @@ vi.mock('node:crypto', async (importOriginal) => {
   return { ...real, timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => (compared.calls++, real.timingSafeEqual(a, b)) };
 });
 
-const { Authenticator } = await import('../../src/api/auth.ts');
+const { Authenticator } = await import('../../src/auth/authenticator.ts');
 const { loadConfig } = await import('../../src/config.ts');
 
 const request = (authorization: string) => ({ headers: { authorization } }) as IncomingMessage;

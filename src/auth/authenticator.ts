@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ApiToken, Config } from '../config.ts';
 import { AppError } from '../errors.ts';
-import { AuthFailures, type AttemptContext, type FailureSinks } from './auth-failures.ts';
+import { AuthFailures, type AttemptContext, type FailureSinks } from './failures.ts';
 
 /** Who is calling: the tenant that owns what it creates, and whether it may see every tenant. */
 export interface Caller {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/ids.ts';
 import { pickVictims } from '../../src/sandboxes/pressure.ts';
 import { openStore } from '../../src/store/index.ts';
-import type { SandboxRecord } from '../../src/store/sandboxes.ts';
+import type { SandboxRecord } from '../../src/model/sandbox.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sandboxed-fairness-'));
 const store = openStore(dir, 1000);

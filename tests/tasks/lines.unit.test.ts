@@ -46,4 +46,13 @@ describe('the bounded line reader of task output', () => {
     expect(r.push(Buffer.from('\nok\n'))).toEqual([{ cut: true, bytes: 64 << 16 }, { text: 'ok' }]);
     expect(r.end()).toBeUndefined();
   });
+
+  it('splits only at \\n: carriage returns, NULs and escapes stay in the line, and invalid UTF-8 becomes U+FFFD', () => {
+    const data = Buffer.concat([Buffer.from('a\r\nb\u0000c\u001b[31m\n'), Buffer.from([0xff, 0xc3, 0x0a]), Buffer.from('\n\n')]);
+    expect(read(64, data, [2, 5])).toEqual([{ text: 'a\r' }, { text: 'b\u0000c\u001b[31m' }, { text: '\ufffd\ufffd' }, { text: '' }, { text: '' }]);
+    // Only newlines: as many empty lines, no state kept between them.
+    const r = new LineReader(4);
+    expect(r.push(Buffer.alloc(10_000, 0x0a))).toHaveLength(10_000);
+    expect(r.end()).toBeUndefined();
+  });
 });

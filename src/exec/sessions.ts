@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
-import type { SandboxRecord } from '../store/sandboxes.ts';
-import type { ApiDeps } from './route.ts';
+import type { SandboxRecord } from '../model/sandbox.ts';
+import type { Metrics } from '../metrics.ts';
 
 /** How long a client refused for a full sandbox or tenant is told to wait. */
 const CAP_RETRY_S = 5;
@@ -25,11 +25,40 @@ export class SessionLimits {
   /** Background processes believed running, per sandbox, with the tenant that owns them. */
   private background = new Map<string, { tenant: string; n: number }>();
   private isRunning: (sandboxId: string) => boolean;
+  private metrics: Metrics | undefined;
 
-  constructor(config: Config, isRunning: (sandboxId: string) => boolean) {
+  constructor(config: Config, isRunning: (sandboxId: string) => boolean, metrics?: Metrics) {
     this.perSandbox = config.caps.sessionsPerSandbox;
     this.perTenant = config.caps.sessionsPerTenant;
     this.isRunning = isRunning;
+    this.metrics = metrics;
+  }
+
+  /** Takes a session slot for `kind` like `acquire`, counting a refusal in /metrics by the cap that refused it. */
+  take(rec: Pick<SandboxRecord, 'id' | 'owner'>, kind: SessionKind, opts: { liveOnly?: boolean } = {}): () => void {
+    try {
+      return this.acquire(rec, opts);
+    } catch (err) {
+      this.countRefusal(err, kind);
+      throw err;
+    }
+  }
+
+  /** Like `recheck`, counting a refusal in /metrics. */
+  recheckFor(rec: Pick<SandboxRecord, 'id' | 'owner'>, kind: SessionKind): void {
+    try {
+      this.recheck(rec);
+    } catch (err) {
+      this.countRefusal(err, kind);
+      throw err;
+    }
+  }
+
+  /** Counts a refusal in /metrics, by the cap that refused it. */
+  countRefusal(err: unknown, kind: SessionKind): void {
+    if (err instanceof AppError && err.code === 'rate_limited') {
+      this.metrics?.inc('sandboxd_sessions_refused_total', 'Sessions refused with 429, by cap and kind.', { cap: String(err.details?.cap ?? 'unknown'), kind });
+    }
   }
 
   /**
@@ -38,7 +67,7 @@ export class SessionLimits {
    * for the short calls that manage those processes (list, logs, kill): a tenant whose cap its background
    * processes fill can still see and end them, while a flood of such calls is bounded like any session.
    */
-  acquire(rec: Pick<SandboxRecord, 'id' | 'owner'>, opts: { liveOnly?: boolean } = {}): () => void {
+  private acquire(rec: Pick<SandboxRecord, 'id' | 'owner'>, opts: { liveOnly?: boolean } = {}): () => void {
     const inSandbox = opts.liveOnly ? (this.live.get(rec.id) ?? 0) : this.inSandbox(rec.id);
     if (inSandbox >= this.perSandbox) {
       throw refusal(`this sandbox already holds ${inSandbox} sessions (execs, streams, terminals, background processes); the cap is SANDBOXD_SESSIONS_PER_SANDBOX=${this.perSandbox}: end one, or retry later`, 'SANDBOXD_SESSIONS_PER_SANDBOX', this.perSandbox);
@@ -59,7 +88,7 @@ export class SessionLimits {
   }
 
   /** Throws like `acquire` when a held slot turns out to be over a cap once fresh background counts are in (a detach). */
-  recheck(rec: Pick<SandboxRecord, 'id' | 'owner'>): void {
+  private recheck(rec: Pick<SandboxRecord, 'id' | 'owner'>): void {
     const inSandbox = this.inSandbox(rec.id);
     if (inSandbox > this.perSandbox) {
       throw refusal(`this sandbox already runs ${inSandbox - 1} sessions, background processes included; the cap is SANDBOXD_SESSIONS_PER_SANDBOX=${this.perSandbox}: end one (DELETE .../processes/{pid}), or retry later`, 'SANDBOXD_SESSIONS_PER_SANDBOX', this.perSandbox);
@@ -107,33 +136,4 @@ function bump(m: Map<string, number>, key: string, by: number): void {
   const n = (m.get(key) ?? 0) + by;
   if (n > 0) m.set(key, n);
   else m.delete(key);
-}
-
-const registry = new WeakMap<object, SessionLimits>();
-
-/** The one SessionLimits of the API these deps belong to (made on first use). */
-export function sessionLimits(deps: ApiDeps): SessionLimits {
-  let limits = registry.get(deps.store);
-  if (!limits) {
-    limits = new SessionLimits(deps.config, (id) => deps.store.sandboxes.get(id)?.status === 'running');
-    registry.set(deps.store, limits);
-  }
-  return limits;
-}
-
-/** Takes a session slot of the request's sandbox for `kind` (429 past a cap, counted in /metrics); call the answer to give it back. */
-export function takeSlot(deps: ApiDeps, rec: Pick<SandboxRecord, 'id' | 'owner'>, kind: SessionKind, opts: { liveOnly?: boolean } = {}): () => void {
-  try {
-    return sessionLimits(deps).acquire(rec, opts);
-  } catch (err) {
-    countRefusal(deps, err, kind);
-    throw err;
-  }
-}
-
-/** Counts a refusal in /metrics, by the cap that refused it. */
-export function countRefusal(deps: ApiDeps, err: unknown, kind: SessionKind): void {
-  if (err instanceof AppError && err.code === 'rate_limited') {
-    deps.metrics.inc('sandboxd_sessions_refused_total', 'Sessions refused with 429, by cap and kind.', { cap: String(err.details?.cap ?? 'unknown'), kind });
-  }
 }
