@@ -78,8 +78,6 @@ async function main(): Promise<void> {
   }
   const store = openStore(config.dataDir, config.sqliteBusyTimeoutMs, config.minFreeMb * 1024 * 1024, log);
   watchDataDisk(store.db, config.minFreeMb * 1024 * 1024, log);
-  // Checkpoints run in the background worker (each idle-reaper pass), never inside a request's commit.
-  store.db.disableAutoCheckpoint();
   const runtime = createRuntime(config);
   try {
     await runtime.prepare({ isolation: config.hostFirewall });

@@ -182,15 +182,13 @@ export function restartDelayMs(restarts: number): number {
 /**
  * Keeps a job that should never end running: whenever its promise settles (its thread died, or it returned)
  * and `stopped()` is false, `onEnd` hears why (undefined when it returned) and the job is started again after
- * `delayMs(restarts)`, which grows while it keeps ending and starts over once a run lasted `stableMs`.
+ * `restartDelayMs(restarts)`, which grows while it keeps ending and starts over once a run lasted `stableMs`.
  */
 export function keepRunning(start: () => Promise<unknown>, opts: {
   stopped: () => boolean;
   onEnd: (err: unknown, restartInMs: number) => void;
-  delayMs?: (restarts: number) => number;
   stableMs?: number;
 }): void {
-  const delayMs = opts.delayMs ?? restartDelayMs;
   const stableMs = opts.stableMs ?? STABLE_RUN_MS;
   let restarts = 0;
   const run = () => {
@@ -198,7 +196,7 @@ export function keepRunning(start: () => Promise<unknown>, opts: {
     Promise.resolve().then(start).then(() => undefined, (err: unknown) => err ?? new Error('the job failed without a reason')).then((err) => {
       if (opts.stopped()) return;
       if (Date.now() - startedAt >= stableMs) restarts = 0;
-      const wait = delayMs(restarts++);
+      const wait = restartDelayMs(restarts++);
       try {
         opts.onEnd(err, wait);
       } finally {

@@ -23,7 +23,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 /** Polls `check` until it holds or the deadline passes (real time). */
-async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

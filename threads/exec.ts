@@ -26,7 +26,6 @@ export async function runExec(task: { config: Config; exec: ExecTask; port: Mess
     if (task.exec.startBy !== undefined && Date.now() > task.exec.startBy) throw new Error(QUEUE_EXPIRED);
     port.postMessage({ t: 'picked' } satisfies ExecEvent);
     const session = await workerContext(task.config, 'exec').runtime.exec(task.exec.sandboxId, task.exec.spec);
-    port.postMessage({ t: 'started' } satisfies ExecEvent);
     return await relay(session, task.exec, port);
   } finally {
     port.postMessage({ t: 'end' } satisfies ExecEvent);

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../src/config.ts';
-import { errorMessage } from '../src/log.ts';
 import { idleVerdict } from '../src/sandboxes/idle.ts';
 import { stopSandbox } from '../src/sandboxes/stop.ts';
 import { admissionAfter, bandOf, pickVictims, readMeminfo, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
@@ -31,12 +30,6 @@ export async function reapIdle(task: { config: Config }): Promise<string[]> {
     if (done.outcome !== 'stopped') continue;
     log.info('stopped an idle sandbox', { sandbox: rec.id, why });
     stopped.push(rec.id);
-  }
-  // The main connection leaves checkpoints to this thread (see Db.disableAutoCheckpoint); a busy WAL is retried next pass.
-  try {
-    store.db.checkpoint();
-  } catch (err) {
-    log.warn('WAL checkpoint failed; retrying next pass', { error: errorMessage(err) });
   }
   return stopped;
 }

@@ -11,6 +11,15 @@ function deps(config: Config): ReconcileDeps {
   };
 }
 
+/** The full pass in flight on this thread: the periodic one and the follower's catch-up after a reconnect share it. */
+let passInFlight: Promise<ReconcileReport> | undefined;
+
+/** Runs a full pass, or joins the one already running (two at once would race each other's claims). */
+function fullPass(d: ReconcileDeps, boot: boolean): Promise<ReconcileReport> {
+  passInFlight ??= reconcileAll(d, boot).finally(() => (passInFlight = undefined));
+  return passInFlight;
+}
+
 /**
  * One full pass over every row and labelled container (on boot, and on the reconcile interval), and the
  * egress firewall put back if anything flushed or moved it (this thread shares the daemon's root/NET_ADMIN).
@@ -27,7 +36,7 @@ export async function reconcile(task: { config: Config; boot: boolean }): Promis
       d.log.error('cannot repair the egress firewall; /readyz reports what is missing', { error: errorMessage(err) });
     }
   }
-  return { ...(await reconcileAll(d, task.boot)), firewallRepaired };
+  return { ...(await fullPass(d, task.boot)), firewallRepaired };
 }
 
 /**
@@ -52,7 +61,7 @@ export async function watchEvents(task: { config: Config }): Promise<void> {
   const never = new AbortController().signal;
   for (let attempt = 0; ; attempt++) {
     try {
-      if (attempt > 0) await reconcileAll(d, false);
+      if (attempt > 0) await fullPass(d, false);
       await d.runtime.events(never, (e) => {
         queue.push(e.sandboxId);
         void drain();

@@ -1,9 +1,9 @@
 import type { WebSocket } from 'ws';
 import { AppError } from '../errors.ts';
 import { normaliseId } from '../ids.ts';
-import type { TaskRecord } from '../store/tasks.ts';
+import type { TaskRecord } from '../model/task.ts';
 import { agentFor } from '../tasks/agents/index.ts';
-import type { TaskEvent } from '../tasks/events.ts';
+import type { TaskEvent } from '../model/task-events.ts';
 import { actorOf, findSandbox } from './lookup.ts';
 import type { RequestContext, Route, WsRoute } from './route.ts';
 import { NoQuery } from './schemas.ts';

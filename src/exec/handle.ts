@@ -28,8 +28,8 @@ export class ExecHandle {
     this.result = result;
     result.finally(() => ((this.closed = true), this.stdinAcked(this.stdinInflight))).catch(() => undefined);
     port.on('message', (e: ExecEvent) => {
-      // `picked` is the pool's (its queue timer); nothing on this side waits for `started`.
-      if (e.t === 'picked' || e.t === 'started') return;
+      // `picked` is the pool's (its queue timer).
+      if (e.t === 'picked') return;
       if (e.t === 'end') (markDrained(), port.close(), this.stdinAcked(this.stdinInflight));
       else if (e.t === 'stdin_ack') this.stdinAcked(e.bytes);
       else this.listener(Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength));

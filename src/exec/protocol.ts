@@ -41,7 +41,6 @@ export interface ExecResult {
 export type ExecEvent =
   /** A worker has taken the command off the queue (it will run, or report why not). */
   | { t: 'picked' }
-  | { t: 'started' }
   /** Encoded output; the main thread acks its length once the client's socket has taken it. */
   | { t: 'out'; data: Uint8Array }
   /** stdin bytes the command's stream has taken (written through, or drained): credit back for more. */

@@ -112,7 +112,12 @@ export class SessionLimits {
 
   private inTenant(tenant: string): number {
     let n = this.liveByTenant.get(tenant) ?? 0;
-    for (const [id, b] of this.background) if (b.tenant === tenant) n += this.backgroundOf(id);
+    // Every entry is looked at (backgroundOf drops those whose sandbox stopped or is gone), not only this
+    // tenant's: a tenant that never comes back would otherwise leave its stopped sandboxes here for good.
+    for (const [id, b] of this.background) {
+      const running = this.backgroundOf(id);
+      if (b.tenant === tenant) n += running;
+    }
     return n;
   }
 

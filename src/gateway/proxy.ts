@@ -29,7 +29,7 @@ type Ok = Extract<Checked, { ok: true }>;
 
 /** Where a request goes: the sandbox's address and port, through its own pool. */
 export interface UpstreamTarget {
-  ip: string;
+  host: string;
   port: number;
   agent: Agent;
 }
@@ -62,7 +62,7 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, to: Upstrea
     };
     const relayFailed = (err: unknown) => fail(bad(`it could not be relayed (${(err as Error).message})`));
 
-    const upstream: ClientRequest = request({ host: to.ip, port: to.port, method: req.method, path: checked.path, headers: upstreamRequestHeaders(req, checked, opts.tls).flat(), agent: to.agent, maxHeaderSize: opts.maxHeaderBytes });
+    const upstream: ClientRequest = request({ host: to.host, port: to.port, method: req.method, path: checked.path, headers: upstreamRequestHeaders(req, checked, opts.tls).flat(), agent: to.agent, maxHeaderSize: opts.maxHeaderBytes });
     // Waiting behind 64 open requests (long-lived ones, or someone holding them open) has a limit too. A
     // request still queued in the agent reports its destruction only once it gets a socket: settle at once.
     timer = setTimeout(() => fail(upstreamError(Object.assign(new Error('every upstream connection to this preview is busy'), { code: UPSTREAM_BUSY }))), opts.queueWaitMs);
@@ -176,11 +176,11 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
  * with `connection: close`, then both sockets close. Rejects with an UpstreamError while nothing has been
  * written to the client; the whole handshake has `timeoutMs`.
  */
-export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, ip: string, port: number, checked: Ok, opts: { tls: boolean; timeoutMs: number; maxHeaderBytes: number; onSwitch: () => void }): Promise<void> {
+export function proxyUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, host: string, port: number, checked: Ok, opts: { tls: boolean; timeoutMs: number; maxHeaderBytes: number; onSwitch: () => void }): Promise<void> {
   return new Promise((resolve, reject) => {
     // Nothing from the client is read (nor relayed) until the app has said 101.
     client.pause();
-    const upstream = connect({ host: ip, port });
+    const upstream = connect({ host, port });
     let state: 'handshake' | 'piping' | 'refused' | 'done' = 'handshake';
     // The answer's head is reassembled from chunks; only new bytes (plus 3 of overlap) are searched.
     let chunks: Buffer[] = [];

@@ -45,7 +45,7 @@ export interface Gateway {
   /** The sandbox and port a checked request targets, or undefined for anything else. */
   resolve(host: string): { rec: SandboxRecord; port: number } | undefined;
   /** The address (and pool) to send to: at once when it runs, after a shared wake when it sleeps. */
-  address(req: IncomingMessage, res: ServerResponse | undefined, rec: SandboxRecord, port: number): Promise<{ ip: string; agent: Agent } | undefined>;
+  address(req: IncomingMessage, res: ServerResponse | undefined, rec: SandboxRecord, port: number): Promise<{ host: string; agent: Agent } | undefined>;
   /** Counts one event in /metrics; never throws. */
   count(name: string, help: string, labels: Record<string, string>): void;
   /** Records activity; a failed write (a full disk) is counted, never thrown. */
@@ -131,9 +131,9 @@ export function createGatewayServer(deps: GatewayDeps): Server {
           return undefined;
         }
       }
-      const ip = await wake;
+      const host = await wake;
       // The wake moved the row on: the pool belongs to the version that now runs.
-      return upstreams.bind(rec.id, targets.get(rec.id)?.version ?? rec.version, ip);
+      return upstreams.bind(rec.id, targets.get(rec.id)?.version ?? rec.version, host);
     },
     count(name, help, labels) {
       metrics?.inc(name, help, labels);

@@ -5,7 +5,7 @@ export type DropReason = 'stopped' | 'moved' | 'evicted' | 'unreachable' | 'clos
 
 /** One sandbox's known address at one row version, and the keep-alive pool that talks to it. */
 interface Entry {
-  ip: string;
+  host: string;
   version: number;
   agent: Agent;
 }
@@ -37,9 +37,9 @@ export class Upstreams {
   }
 
   /** The pool for this sandbox at this address and version; a different address or version drops the old pool first. */
-  bind(sandboxId: string, version: number, ip: string): Entry {
+  bind(sandboxId: string, version: number, host: string): Entry {
     const old = this.entries.get(sandboxId);
-    if (old && old.version === version && old.ip === ip) return old;
+    if (old && old.version === version && old.host === host) return old;
     // A request that read the row before a restart must not tear down the newer pool: it joins it.
     if (old && old.version > version) return old;
     if (old) this.drop(sandboxId, 'moved');
@@ -47,7 +47,7 @@ export class Upstreams {
     while (this.entries.size >= this.maxEntries) this.drop(this.entries.keys().next().value!, 'evicted');
     // `timeout` closes pooled sockets left idle that long (Node's agent destroys a free socket on it); on a
     // socket in use it only emits 'timeout', deliberately unheard: proxy.ts bounds requests in use itself.
-    const entry = { ip, version, agent: new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 60_000 }) };
+    const entry = { host, version, agent: new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 60_000 }) };
     this.entries.set(sandboxId, entry);
     return entry;
   }

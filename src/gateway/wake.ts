@@ -15,10 +15,10 @@ export function sandboxDown(sandboxId: string, status: string): AppError {
   return new AppError('sandbox_down', `this sandbox is ${status}; a preview request does not start it: its owner (or an admin) starts it with POST /v1/sandboxes/${sandboxId}/start`, { status });
 }
 
-/** True once something accepts TCP connections at ip:port. */
-function accepts(ip: string, port: number): Promise<boolean> {
+/** True once something accepts TCP connections at host:port. */
+function accepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = connect({ host: ip, port });
+    const sock = connect({ host, port });
     const done = (ok: boolean) => (sock.destroy(), resolve(ok));
     sock.setTimeout(1000, () => done(false));
     sock.once('connect', () => done(true));
@@ -46,7 +46,7 @@ export class Waker {
     const key = `${sandboxId}:${port}`;
     let waiting = this.ports.get(key);
     if (!waiting) {
-      waiting = this.running(sandboxId, port).then((ip) => this.untilAccepting(ip, port, deadline));
+      waiting = this.running(sandboxId, port).then((host) => this.untilAccepting(host, port, deadline));
       this.ports.set(key, waiting);
       const forget = () => this.ports.delete(key);
       waiting.then(forget, forget);
@@ -85,11 +85,11 @@ export class Waker {
     return at.host;
   }
 
-  private async untilAccepting(ip: string, port: number, deadline: number): Promise<string> {
-    while (!(await accepts(ip, port))) {
+  private async untilAccepting(host: string, port: number, deadline: number): Promise<string> {
+    while (!(await accepts(host, port))) {
       if (Date.now() >= deadline) throw new AppError('not_ready', `the sandbox is awake but nothing listens on port ${port} yet`);
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
-    return ip;
+    return host;
   }
 }

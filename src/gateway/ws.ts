@@ -83,7 +83,7 @@ async function run(gw: Gateway, req: IncomingMessage, socket: Socket, head: Buff
   }
   if (!to || socket.destroyed) return void socket.destroy();
   try {
-    await proxyUpgrade(req, socket, head, to.ip, port, checked, { tls: config.previewTls, timeoutMs: limits.upgradeTimeoutS * 1000, maxHeaderBytes: limits.maxHeaderBytes, onSwitch });
+    await proxyUpgrade(req, socket, head, to.host, port, checked, { tls: config.previewTls, timeoutMs: limits.upgradeTimeoutS * 1000, maxHeaderBytes: limits.maxHeaderBytes, onSwitch });
   } catch (err) {
     if (!isUpstreamError(err)) throw err;
     if (err.code === BAD_UPSTREAM) gw.count('sandboxd_gateway_bad_upstream_total', 'Upstream answers that were not valid HTTP (answered 502).', {});

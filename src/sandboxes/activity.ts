@@ -13,6 +13,8 @@ const TOUCH_EVERY_MS = 1000;
  * one idle longer is written at once, so the idle reaper (at least 10 s of idleness) never misses a first use.
  */
 const COALESCE_WITHIN_MS = 5000;
+/** How often the throttle maps drop keys past their window. */
+const PRUNE_EVERY_MS = 10_000;
 
 /** What a dropped write was, as /metrics labels it. */
 type Dropped = 'activity' | 'lease';
@@ -35,6 +37,7 @@ export class Activity {
   /** Coalesced uses waiting for the next flush, by sandbox and source. */
   private pending = new Map<string, { sandboxId: string; source: ActivitySource; at: number }>();
   private flushTimer: NodeJS.Timeout | undefined;
+  private prunedAt = 0;
   /** Leases whose delete failed: retried before the next write, so no lease outlives its connection. */
   private unclosed = new Set<string>();
   /** Leases opened before this time belong to an earlier daemon; set while their clearing is pending. */
@@ -61,8 +64,7 @@ export class Activity {
     const key = `${sandboxId}:${source}`;
     if (now - (this.recent.get(key) ?? 0) < TOUCH_EVERY_MS) return;
     this.recent.set(key, now);
-    // The map only needs recent keys: forget old ones now and then, so it does not grow with every sandbox ever seen.
-    if (this.recent.size > 10_000) for (const [k, at] of this.recent) if (now - at >= TOUCH_EVERY_MS) this.recent.delete(k);
+    this.prune(now);
     if (now - (this.written.get(sandboxId) ?? 0) >= COALESCE_WITHIN_MS) {
       this.written.set(sandboxId, now);
       this.write('activity', () => this.store.touch(sandboxId, source, now));
@@ -70,6 +72,22 @@ export class Activity {
     }
     this.pending.set(key, { sandboxId, source, at: now });
     this.flushTimer ??= setTimeout(() => this.flush(), TOUCH_EVERY_MS).unref();
+  }
+
+  /**
+   * The throttle maps only need recent keys: at most every PRUNE_EVERY_MS the ones past their window are
+   * forgotten, so neither grows with every sandbox ever seen (destroyed and purged ones included).
+   */
+  private prune(now: number): void {
+    if (now - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = now;
+    for (const [k, at] of this.recent) if (now - at >= TOUCH_EVERY_MS) this.recent.delete(k);
+    for (const [id, at] of this.written) if (now - at >= COALESCE_WITHIN_MS) this.written.delete(id);
+  }
+
+  /** How many keys the throttle maps hold (for tests of their pruning). */
+  get throttled(): number {
+    return this.recent.size + this.written.size;
   }
 
   /** Writes the coalesced uses in one transaction (also on shutdown). */
@@ -81,7 +99,6 @@ export class Activity {
     this.pending.clear();
     const now = Date.now();
     for (const u of uses) this.written.set(u.sandboxId, now);
-    if (this.written.size > 10_000) for (const [id, at] of this.written) if (now - at >= COALESCE_WITHIN_MS) this.written.delete(id);
     this.write('activity', () => this.store.touchMany(uses));
   }
 

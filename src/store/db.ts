@@ -123,19 +123,6 @@ export class Db {
     }
   }
 
-  /**
-   * Leaves WAL checkpoints to other connections: the main thread's commits then never pay for copying the WAL
-   * back into the database (a worker runs `checkpoint()` on each idle-reaper pass).
-   */
-  disableAutoCheckpoint(): void {
-    this.exec('PRAGMA wal_autocheckpoint = 0');
-  }
-
-  /** Copies what it can of the WAL back into the database without waiting for readers or writers (PASSIVE). */
-  checkpoint(): void {
-    this.get('PRAGMA wal_checkpoint(PASSIVE)');
-  }
-
   /** Closes the connection (the last one to close checkpoints and removes the WAL files). */
   close(): void {
     this.raw.close();

@@ -1,34 +1,6 @@
-import type { AgentName } from '../tasks/agents/index.ts';
-import type { TaskEvent, TaskEventBody, TaskOutcome, TaskPhase } from '../tasks/events.ts';
+import type { TaskEvent, TaskEventBody, TaskOutcome, TaskPhase } from '../model/task-events.ts';
+import type { TaskRecord, TaskStatus } from '../model/task.ts';
 import type { Db } from './db.ts';
-
-export type TaskStatus = 'running' | TaskOutcome['status'];
-
-/** One agent task. Its env is never stored: it may hold provider keys. */
-export interface TaskRecord {
-  id: string;
-  sandboxId: string;
-  owner: string;
-  agent: AgentName;
-  model: string | null;
-  prompt: string;
-  timeoutS: number;
-  status: TaskStatus;
-  phase: TaskPhase;
-  reason: TaskOutcome['reason'];
-  error: string | null;
-  result: TaskOutcome | null;
-  checkpoint: string | null;
-  /** Lines of the agent's output already turned into events: a re-attach resumes after them. */
-  linesRead: number;
-  /** Events stored so far (the last sequence number): the per-task cap counts from it after a re-attach. */
-  events: number;
-  /** Set when a cancel or the timeout asked the agent to stop; the outcome follows it. */
-  cancelReason: 'cancelled' | 'agent_timeout' | null;
-  createdAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-}
 
 /** The tasks and task_events tables. Events are appended with their sequence numbers in one transaction. */
 export class TaskStore {
@@ -153,7 +125,7 @@ function fromEventRow(r: EventRow): TaskEvent {
 function fromRow(r: Record<string, unknown>): TaskRecord {
   const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   return {
-    id: String(r.id), sandboxId: String(r.sandbox_id), owner: String(r.owner), agent: r.agent as AgentName,
+    id: String(r.id), sandboxId: String(r.sandbox_id), owner: String(r.owner), agent: String(r.agent),
     model: r.model === null ? null : String(r.model), prompt: String(r.prompt), timeoutS: Number(r.timeout_s),
     status: r.status as TaskStatus, phase: r.phase as TaskPhase, reason: (r.reason ?? null) as TaskOutcome['reason'],
     error: r.error === null ? null : String(r.error), result: r.result === null ? null : (JSON.parse(String(r.result)) as TaskOutcome),

@@ -1,4 +1,4 @@
-import type { TaskEventBody } from './events.ts';
+import type { TaskEventBody } from '../model/task-events.ts';
 
 /**
  * Room kept under the cap for the daemon's own events after the agent's: the build_check and health_check

@@ -1,4 +1,4 @@
-import type { TaskEvent } from './events.ts';
+import type { TaskEvent } from '../model/task-events.ts';
 
 /** Where a stream's events go (an SSE response, a WebSocket). */
 export interface EventSink {

@@ -1,6 +1,6 @@
 import type { ExecSession } from '../runtime/runtime.ts';
 import type { EventBudget } from './budget.ts';
-import type { TaskEventBody } from './events.ts';
+import type { TaskEventBody } from '../model/task-events.ts';
 import { LineReader, type OutputLine } from './lines.ts';
 import type { Normaliser } from './agents/index.ts';
 

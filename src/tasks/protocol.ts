@@ -1,4 +1,4 @@
-import type { TaskEvent } from './events.ts';
+import type { TaskEvent } from '../model/task-events.ts';
 
 /** Worker → main thread, over the task's MessagePort: events already committed to SQLite, in order. */
 export type TaskMessage =

@@ -56,6 +56,7 @@ function planArchive(members: TarMember[], base: string[]): { e: TarMember; part
  * under `base`; unpacking then writes each entry through the confined tree like a single write.
  */
 export async function receiveArchive(tree: ConfinedTree, dataDir: string, base: string[], body: AsyncIterable<Buffer>): Promise<ArchiveUpload> {
+  tree.assertNames(base);
   const upload = await spool(dataDir, body);
   let planned;
   try {

@@ -66,8 +66,19 @@ export class ConfinedTree {
     return [this.shown, ...parts].join('/');
   }
 
+  /**
+   * Refuses components that are not single names (empty, `.`, `..`, or holding `/` or NUL): walked through
+   * /proc/self/fd they would climb out of the tree, or resolve several components at once, following links.
+   */
+  assertNames(parts: string[]): void {
+    if (parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('/') || p.includes('\0'))) {
+      throw new AppError('invalid_request', `path: '${this.label(parts).replace(/\0/g, '\\0')}' has a component that is not a single name (empty, '.', '..', or holding '/' or NUL)`, { field: 'path' });
+    }
+  }
+
   /** Opens the directory at `parts`, optionally creating missing components (owned by the sandbox user). */
   async openDir(parts: string[], create = false): Promise<FileHandle> {
+    this.assertNames(parts);
     let dir = await open(this.root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     try {
       for (const [i, part] of parts.entries()) {
@@ -98,6 +109,7 @@ export class ConfinedTree {
   /** Runs fn with the parent directory of `parts` open; `parts` must name something below the root. */
   async inParent<T>(parts: string[], fn: (dir: FileHandle, name: string) => Promise<T>, create = false): Promise<T> {
     if (!parts.length) throw new AppError('invalid_request', 'path: names the home directory itself', { field: 'path' });
+    this.assertNames(parts);
     const dir = await this.openDir(parts.slice(0, -1), create);
     try {
       return await fn(dir, parts[parts.length - 1]!);

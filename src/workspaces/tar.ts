@@ -91,15 +91,16 @@ function readNumber(field: Buffer): number {
 
 function paxPath(data: Buffer): string | undefined {
   let path: string | undefined;
-  let rest = data.toString('utf8');
-  while (rest.length) {
-    const space = rest.indexOf(' ');
-    const len = Number(rest.slice(0, space));
-    if (!Number.isInteger(len) || len <= 0) break;
-    const record = rest.slice(space + 1, len - 1);
+  // Record lengths count bytes (a path may hold multi-byte characters), so records are cut from the bytes.
+  let at = 0;
+  while (at < data.length) {
+    const space = data.indexOf(0x20, at);
+    const len = space < 0 ? NaN : Number(data.toString('latin1', at, space));
+    if (!Number.isInteger(len) || len <= space - at || at + len > data.length) break;
+    const record = data.toString('utf8', space + 1, at + len - 1);
     const eq = record.indexOf('=');
     if (record.slice(0, eq) === 'path') path = record.slice(eq + 1);
-    rest = rest.slice(len);
+    at += len;
   }
   return path;
 }

@@ -39,8 +39,9 @@ export interface ArchiveUpload {
 /**
  * Everything that touches the content of a sandbox's workspace (its home, /home/sandbox), keyed by sandbox
  * id: the boundary a second backend (Kubernetes PersistentVolumeClaims) implements. Paths are components
- * below the home (`[]` is the home itself), already checked by `resolveWorkspacePath`; no host path ever
- * crosses this interface. Every operation is confined to the home: no link is followed at any depth, a
+ * below the home (`[]` is the home itself), each a single name: an empty, `.` or `..` component, or one
+ * holding `/` or NUL, is refused (invalid_request) whoever resolved the path. No host path ever crosses this
+ * interface. Every operation is confined to the home: no link is followed at any depth, a
  * directory swapped for a link mid-way is refused rather than escaped through, and FIFOs, sockets and
  * devices are never opened. Errors are AppErrors that name the path as the sandbox sees it.
  */

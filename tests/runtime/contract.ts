@@ -99,13 +99,13 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
     });
 
     /** A created (not started) sandbox of backend `b`. */
-    const created = async (b = ours, change: Partial<SandboxSpec> = {}) => {
+    const created = async (b = ours, egress?: SandboxSpec['egress']) => {
       const id = newId();
-      const containerId = await b.runtime.create({ ...(await b.spec(id)), ...change });
+      const containerId = await b.runtime.create({ ...(await b.spec(id)), ...(egress ? { egress } : {}) });
       return { id, containerId };
     };
-    const running = async (b = ours) => {
-      const { id } = await created(b);
+    const running = async (b = ours, egress?: SandboxSpec['egress']) => {
+      const { id } = await created(b, egress);
       await b.runtime.start(id);
       return id;
     };
@@ -195,6 +195,19 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       await ours.runtime.stop(newId(), 2);
       await ours.runtime.start(id);
       expect((await ours.runtime.inspect(id))?.running).toBe(true);
+    });
+
+    it('reports a sandbox whose main process ended on its own as not running, with its exit code', async () => {
+      const id = await running();
+      // The sandbox's own user may signal its init, which hands the signal to the image's server and exits with it.
+      await run(id, ['kill', '-TERM', '1']);
+      const ended = await until('the instance to stop by itself', async () => {
+        const state = await ours.runtime.inspect(id);
+        return state && !state.running ? state : undefined;
+      });
+      expect(ended).toMatchObject({ running: false, exitCode: 128 + 15, oomKilled: false });
+      expect(typeof ended.finishedAt).toBe('string');
+      expect(await ours.runtime.endpoint(id, 3000)).toBeNull();
     });
 
     it('removes a running sandbox, and removes it again and a missing one without error; then neither inspect nor list has it', async () => {
@@ -296,13 +309,14 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
         expect(out.stderr()).toBe('');
       });
 
-      it('kill(TERM) ends the command and a child it started in the background, and a later kill is no error', async () => {
+      it('kill(TERM) ends the command (exit code 128 + 15) and a child it started in the background, and a later kill is no error', async () => {
         const key = newId();
         const session = await exec(id, ['sh', '-c', `sleep 300 & echo $! > /tmp/child-${key}; wait`]);
         const child = (await until('the child pid', async () => (await run(id, ['cat', `/tmp/child-${key}`])).stdout.trim()));
         expect(await pidGone(id, child)).toBe(false);
         await session.kill('TERM');
-        expect((await session.done).exitCode).not.toBe(0);
+        // The shell's convention, passed on to API clients as the command's exit code.
+        expect((await session.done).exitCode).toBe(128 + 15);
         await until(`child ${child} to end`, () => pidGone(id, child));
         await session.kill('KILL');
       });
@@ -319,7 +333,7 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
         expect(jobGroup).not.toBe(shellGroup);
         expect(jobSession).toBe(shellSession);
         await session.kill('KILL');
-        await session.done;
+        expect((await session.done).exitCode).toBe(128 + 9);
         await until(`job ${job} to end`, () => pidGone(id, job!));
         expect(await pidGone(id, shell!)).toBe(true);
       });
@@ -385,6 +399,14 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       expect(await ours.runtime.endpoint(id, 4100)).toBeNull();
       expect(await ours.runtime.endpoint(id, 3000)).toBeNull();
       expect(await ours.runtime.endpoint(newId(), 3000)).toBeNull();
+    });
+
+    it('gives a sandbox with egress "none" an endpoint the host can connect to all the same', async () => {
+      const id = await running(ours, 'none');
+      const endpoint = await until('an endpoint for port 3000', () => ours.runtime.endpoint(id, 3000));
+      await until('a TCP connection to the egress-none sandbox', () => tcpConnects(endpoint.host, endpoint.port));
+      await ours.runtime.stop(id, 2);
+      expect(await ours.runtime.endpoint(id, 3000)).toBeNull();
     });
   });
 }

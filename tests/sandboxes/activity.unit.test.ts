@@ -69,4 +69,14 @@ describe('activity writes on the main thread', () => {
     expect(store.activity.lastBySource(id)).toEqual({});
     expect(activity.dropped.activity).toBe(0);
   });
+
+  it('forgets the throttle keys of sandboxes no longer used, so the maps do not grow with every sandbox ever seen', () => {
+    const activity = new Activity(store.activity);
+    const ids = Array.from({ length: 200 }, () => sandbox());
+    for (const id of ids) activity.touch(id, 'gateway');
+    expect(activity.throttled).toBe(400);
+    vi.advanceTimersByTime(11_000);
+    activity.touch(ids[0]!, 'gateway');
+    expect(activity.throttled).toBe(2);
+  });
 });

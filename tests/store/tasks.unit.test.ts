@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/ids.ts';
 import { openStore } from '../../src/store/index.ts';
-import { addUsage, ZERO_USAGE, type TaskOutcome } from '../../src/tasks/events.ts';
+import { addUsage, ZERO_USAGE, type TaskOutcome } from '../../src/model/task-events.ts';
 
 // The task phase machine runs in threads/tasks.ts (a worker class, not a pure function); what it relies on
 // is here: each phase is committed with the events that announce it, on a real SQLite file.

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BYTES_PER_TOKEN, EventBudget, LINES_PER_TOKEN, RESERVED_EVENTS } from '../../src/tasks/budget.ts';
-import type { TaskEventBody } from '../../src/tasks/events.ts';
+import type { TaskEventBody } from '../../src/model/task-events.ts';
 
 const msg = (text: string): TaskEventBody => ({ type: 'message', role: 'assistant', text });
 const many = (n: number, text = 'x') => Array.from({ length: n }, (_, i) => msg(`${text}${i}`));

@@ -1,4 +1,4 @@
-import { addUsage, ZERO_USAGE, type TaskEventBody, type Usage } from '../events.ts';
+import { addUsage, ZERO_USAGE, type TaskEventBody, type Usage } from '../../model/task-events.ts';
 import { num, obj, parseLine, pathOf, str, toolEvent, type Json } from './json.ts';
 import type { AgentPlugin, Normaliser } from './plugin.ts';
 

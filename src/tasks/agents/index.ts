@@ -15,8 +15,8 @@ export type AgentName = (typeof AGENTS)[number]['name'];
 /** The registered agents' names. */
 export const AGENT_NAMES: AgentName[] = AGENTS.map((a) => a.name);
 
-/** The agent registered as `name` (a stored task may name one this build no longer has). */
-export function agentFor(name: AgentName): AgentPlugin<AgentName> {
+/** The agent registered as `name` (a stored task may name one this build no longer has: `internal`). */
+export function agentFor(name: string): AgentPlugin<AgentName> {
   const agent = AGENTS.find((a) => a.name === name);
   if (!agent) throw new AppError('internal', `no agent named '${name}' in this build (known: ${AGENT_NAMES.join(', ')})`);
   return agent;

@@ -1,4 +1,4 @@
-import type { TaskEventBody } from '../events.ts';
+import type { TaskEventBody } from '../../model/task-events.ts';
 
 /** A JSON object as an agent printed it: every field is checked before use. */
 export type Json = Record<string, unknown>;

@@ -1,4 +1,4 @@
-import type { TaskEventBody, Usage } from '../events.ts';
+import type { TaskEventBody, Usage } from '../../model/task-events.ts';
 
 /** What a task asks an agent to do. */
 export interface AgentRequest {

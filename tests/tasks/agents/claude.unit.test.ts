@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { claude } from '../../../src/tasks/agents/claude.ts';
-import type { TaskEventBody } from '../../../src/tasks/events.ts';
+import type { TaskEventBody } from '../../../src/model/task-events.ts';
 
 /** `claude -p --output-format stream-json --verbose` output recorded from Claude Code 2.1.331 against tests/support/fake-model.mjs. */
 const WRITE_RUN = [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { codex } from '../../../src/tasks/agents/codex.ts';
-import type { TaskEventBody } from '../../../src/tasks/events.ts';
+import type { TaskEventBody } from '../../../src/model/task-events.ts';
 
 /** `codex exec --json` output recorded from Codex CLI 0.171.0 against tests/support/fake-model.mjs. */
 const PATCH_RUN = [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { opencode } from '../../../src/tasks/agents/opencode.ts';
-import type { TaskEventBody } from '../../../src/tasks/events.ts';
+import type { TaskEventBody } from '../../../src/model/task-events.ts';
 
 /** `opencode run --format json` output recorded from OpenCode 1.18.33 against tests/support/fake-model.mjs. */
 const WRITE_RUN = [
