@@ -106,8 +106,11 @@ export class DockerRuntime implements Runtime {
           Labels: { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: this.opts.instance },
         });
       } catch (err) {
-        // Another daemon sharing the engine may have created it between our inspect and create.
-        if (statusOf(err) !== 409) throw err;
+        // Another daemon sharing the engine may have created it between our inspect and create: the engine
+        // answers 409 (same name) or, when the names raced past its check, 403 (same bridge name). Either way
+        // the network now exists, and it is checked below like any other; if it does not, the error stands.
+        const raced = await this.docker.getNetwork(network).inspect().catch(() => undefined);
+        if (!raced) throw err;
       }
       info = (await this.docker.getNetwork(network).inspect()) as Docker.NetworkInspectInfo;
     }

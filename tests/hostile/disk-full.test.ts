@@ -124,9 +124,10 @@ describe('a full data disk', () => {
       expect(r.body).toContain('hello from the sandboxed test image');
       await new Promise((res) => setTimeout(res, 120));
     }
-    // Every refused activity write is counted: the first use at once, the ones after it with the next flush.
+    // The refused activity writes are dropped and counted, never failed requests. How many are refused is
+    // SQLite's to say (uses are coalesced into one write a second, and one may fit in WAL pages it reuses).
     const dropped = async () => Number(/sandboxd_dropped_writes_total\{what="activity"\} (\d+)/.exec((await d.api('GET', '/metrics')).text)?.[1] ?? 0);
-    expect(await eventually(async () => (await dropped()) >= 2, 5000, 100)).toBe(true);
+    expect(await eventually(async () => (await dropped()) >= 1, 5000, 100)).toBe(true);
 
     // /readyz says why, with the free bytes.
     const ready = await d.api('GET', '/readyz');
