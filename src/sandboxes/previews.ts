@@ -7,8 +7,9 @@ const CACHE_MAX = 4096;
 
 /**
  * What the preview gateway needs of sandboxes on every request: the record a host names, and where its app
- * answers. Records are kept in memory and re-read only when the row's version moved on (every status or
- * address change bumps it, in whichever thread made it), so a request costs one indexed integer read
+ * answers. Records are kept in memory and re-read only when the row's version or creation time moved on
+ * (every status or address change bumps the version, in whichever thread made it; a re-created id has a new
+ * creation time), so a request costs one indexed integer read
  * instead of a full row with its JSON columns.
  */
 export class PreviewTargets {
@@ -23,15 +24,16 @@ export class PreviewTargets {
 
   /** The current record of this sandbox, or undefined when it does not exist (any more). */
   get(id: string): SandboxRecord | undefined {
-    const version = this.sandboxes.versionOf(id);
-    if (version === undefined) {
+    const stamp = this.sandboxes.stampOf(id);
+    if (!stamp) {
       this.cache.delete(id);
       return undefined;
     }
     const hit = this.cache.get(id);
     // Re-inserted on every use: the Map's order is then least recently used first.
     this.cache.delete(id);
-    const rec = hit && hit.version === version ? hit : this.sandboxes.get(id);
+    // The creation time too: a purged id created again (another visibility, other ports, another owner) counts its versions from 1.
+    const rec = hit && hit.version === stamp.version && hit.createdAt === stamp.createdAt ? hit : this.sandboxes.get(id);
     if (!rec) return undefined;
     this.cache.set(id, rec);
     if (this.cache.size > CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);

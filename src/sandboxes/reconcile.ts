@@ -90,9 +90,9 @@ async function reconcileRow(deps: ReconcileDeps, row: SandboxRecord, c: Containe
           else move('stopped', 'start_interrupted', { stoppedAt: Date.now(), lastStopReason: 'start_interrupted' });
           return;
         case 'stopping':
-          // Finished as any stop is (stop.ts); a failure puts it back to running, which is what the container is.
+          // Finished as any stop is (stop.ts); a failure leaves it stopping, with its reason, for the next pass.
           if (!c?.running) move('stopped', row.reason, { stoppedAt: Date.now(), lastStopReason: row.reason });
-          else if ((await finishStop(deps, row.id, row.reason, 'running')).outcome === 'stopped') repaired(row, 'stopped', row.reason);
+          else if ((await finishStop(deps, row.id, row.reason, 'stopping')).outcome === 'stopped') repaired(row, 'stopped', row.reason);
           return;
         case 'destroying':
           await runtime.remove(row.id);

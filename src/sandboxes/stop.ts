@@ -47,7 +47,8 @@ export async function stopSandbox(deps: StopDeps, id: string, reason: string, ho
 
 /**
  * The second half of a stop, for a row already `stopping` (claimed above, or found so by the reconciler
- * after a crash): stop the container and record `stopped`; on failure the row goes back to `revertTo`.
+ * after a crash): stop the container and record `stopped`; on failure the row goes back to `revertTo`
+ * (`stopping` leaves it as it is, for the next reconcile pass).
  */
 export async function finishStop(deps: StopDeps, id: string, reason: string, revertTo: Status): Promise<StopOutcome> {
   const { store, runtime, log } = deps;
@@ -55,7 +56,8 @@ export async function finishStop(deps: StopDeps, id: string, reason: string, rev
     await runtime.stop(id, deps.stopGraceS);
   } catch (err) {
     const error = errorMessage(err);
-    store.sandboxes.transition(id, ['stopping'], revertTo, 'stop_failed', { statusDetail: `stop (${reason}) failed: ${error}` });
+    // A row found `stopping` (a crash's leftover) stays so, reason and all: the reconciler's next pass retries it.
+    if (revertTo !== 'stopping') store.sandboxes.transition(id, ['stopping'], revertTo, 'stop_failed', { statusDetail: `stop (${reason}) failed: ${error}` });
     log.warn('stop failed; the sandbox keeps its status', { sandbox: id, reason, status: revertTo, error });
     return { outcome: 'failed', error };
   }

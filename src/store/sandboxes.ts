@@ -49,10 +49,13 @@ export class SandboxStore {
     return row && fromRow(row);
   }
 
-  /** The row's version alone (bumped by every transition), or undefined when the row is gone: a cheap freshness check. */
-  versionOf(id: string): number | undefined {
-    const row = this.db.get<{ version: number }>('SELECT version FROM sandboxes WHERE id = ?', id);
-    return row && Number(row.version);
+  /**
+   * A cheap freshness check: the row's version (bumped by every transition) and creation time (a purged id
+   * created again starts its versions over), or undefined when the row is gone.
+   */
+  stampOf(id: string): { version: number; createdAt: number } | undefined {
+    const row = this.db.get<{ version: number; created_at: number }>('SELECT version, created_at FROM sandboxes WHERE id = ?', id);
+    return row && { version: Number(row.version), createdAt: Number(row.created_at) };
   }
 
   /** The owner's sandbox of that name (names are unique per owner); without an owner, the first of any owner. */
