@@ -15,7 +15,7 @@ export class PreviewGrants {
 
   /** A token opening `port` (every port when omitted) of this sandbox for `ttlS` seconds; answers the ports it opens. */
   grant(rec: SandboxRecord, ttlS: number, port: number | undefined, actor: Actor): { token: string; expiresAt: number; ports: number[] } {
-    const { token, expiresAt } = this.tokens.mint(rec.id, ttlS, port);
+    const { token, expiresAt } = this.tokens.mint(rec.id, rec.createdAt, ttlS, port);
     const ports = port !== undefined ? [port] : rec.ports;
     this.audit.record({ actor: actor.name, action: 'sandbox.preview_token', sandboxId: rec.id, requestId: actor.requestId, outcome: 'ok', detail: { ports, expires_at: expiresAt } });
     return { token, expiresAt, ports };

@@ -6,6 +6,8 @@ interface Claims {
   kid: string;
   aud: 'preview';
   sid: string;
+  /** The sandbox's creation time: a purged id created again is another sandbox, which an old token does not open. */
+  gen: number;
   port?: number;
   exp: number;
 }
@@ -36,15 +38,16 @@ export class PreviewTokens {
     return new PreviewTokens(Buffer.from(readFileSync(file, 'utf8').trim()));
   }
 
-  mint(sandboxId: string, ttlS: number, port?: number): { token: string; expiresAt: number } {
+  /** A token for the sandbox `sandboxId` created at `createdAt` (ms), for `ttlS` seconds, for one port or all. */
+  mint(sandboxId: string, createdAt: number, ttlS: number, port?: number): { token: string; expiresAt: number } {
     const exp = Math.floor(Date.now() / 1000) + ttlS;
-    const claims: Claims = { kid: this.kid, aud: 'preview', sid: sandboxId, ...(port !== undefined ? { port } : {}), exp };
+    const claims: Claims = { kid: this.kid, aud: 'preview', sid: sandboxId, gen: createdAt, ...(port !== undefined ? { port } : {}), exp };
     const body = b64(JSON.stringify(claims));
     return { token: `${body}.${this.sign(body)}`, expiresAt: exp * 1000 };
   }
 
-  /** The token's expiry (ms) when it is genuine, unexpired, and opens this sandbox's port; else undefined. */
-  verify(token: string | undefined, sandboxId: string, port: number): number | undefined {
+  /** The token's expiry (ms) when it is genuine, unexpired, and opens this port of this sandbox (id and creation time); else undefined. */
+  verify(token: string | undefined, sandboxId: string, createdAt: number, port: number): number | undefined {
     // Exactly two base64url parts, refused before the HMAC: anything else (`<valid>.x; Domain=...`, CR/LF)
     // would otherwise ride along into the Set-Cookie built from it.
     if (!token || token.length > 1024 || !isTokenShaped(token)) return undefined;
@@ -58,7 +61,7 @@ export class PreviewTokens {
     } catch {
       return undefined;
     }
-    const ok = claims.kid === this.kid && claims.aud === 'preview' && claims.sid === sandboxId
+    const ok = claims.kid === this.kid && claims.aud === 'preview' && claims.sid === sandboxId && claims.gen === createdAt
       && (claims.port === undefined || claims.port === port) && claims.exp * 1000 > Date.now();
     return ok ? claims.exp * 1000 : undefined;
   }

@@ -69,7 +69,7 @@ export function previewAccess(req: IncomingMessage, path: string, rec: SandboxRe
   const target = splitTarget(path);
   if (target.tokens.length) {
     // Only a verified token (two base64url parts, nothing else) ever goes into the Set-Cookie below.
-    const valid = [...new Set(target.tokens.filter(isTokenShaped))].map((t) => ({ t, exp: tokens.verify(t, rec.id, port) })).find((c) => c.exp);
+    const valid = [...new Set(target.tokens.filter(isTokenShaped))].map((t) => ({ t, exp: tokens.verify(t, rec.id, rec.createdAt, port) })).find((c) => c.exp);
     if (!valid) return { allow: false, why: 'the preview token is invalid, expired, or for another sandbox' };
     const maxAge = Math.max(1, Math.floor((valid.exp! - Date.now()) / 1000));
     // Over TLS `__Host-`: Secure, Path=/ and no Domain, so no sibling preview can set or overwrite it.
@@ -77,7 +77,7 @@ export function previewAccess(req: IncomingMessage, path: string, rec: SandboxRe
     const location = `${sameOriginPath(target.pathname)}${target.rest.length ? `?${target.rest.join('&')}` : ''}`;
     return { allow: 'redirect', location, cookie };
   }
-  if (cookieValues(req, previewCookieName(secure)).some((c) => tokens.verify(c, rec.id, port))) return { allow: true };
+  if (cookieValues(req, previewCookieName(secure)).some((c) => tokens.verify(c, rec.id, rec.createdAt, port))) return { allow: true };
   if (req.headers.authorization && !auth.disabled) {
     try {
       const caller = auth.authenticate(req);
