@@ -76,10 +76,21 @@ export class ConfinedTree {
     }
   }
 
+  /** The root itself; a missing one (a home removed behind our back) is `not_found`, naming no host path. */
+  private async openRoot(): Promise<FileHandle> {
+    try {
+      return await open(this.root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') throw new AppError('not_found', `${this.shown}: this sandbox has no workspace on this host (was it purged?)`);
+      throw err;
+    }
+  }
+
   /** Opens the directory at `parts`, optionally creating missing components (owned by the sandbox user). */
   async openDir(parts: string[], create = false): Promise<FileHandle> {
     this.assertNames(parts);
-    let dir = await open(this.root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    let dir = await this.openRoot();
     try {
       for (const [i, part] of parts.entries()) {
         let next: FileHandle;
@@ -121,8 +132,13 @@ export class ConfinedTree {
   /** What the last component is, without following it; undefined when it does not exist. */
   async stat(parts: string[]): Promise<Entry | undefined> {
     if (!parts.length) {
-      const st = await lstat(this.root);
-      return { name: '', type: 'dir', size: st.size, mtime: st.mtime.toISOString() };
+      const root = await this.openRoot();
+      try {
+        const st = await root.stat();
+        return { name: '', type: 'dir', size: st.size, mtime: st.mtime.toISOString() };
+      } finally {
+        await root.close();
+      }
     }
     return this.inParent(parts, async (dir, name) => {
       try {
