@@ -197,17 +197,44 @@ export class DockerRuntime implements Runtime {
     return container.id;
   }
 
-  async start(sandboxId: string): Promise<void> {
+  /**
+   * The sandbox's container, only when it is this instance's. Container names are global to the engine: a
+   * tenant of another instance on it could otherwise pick one of ours as its sandbox id (ids may be chosen)
+   * and have that instance stop, start, exec into or remove our container.
+   */
+  private async own(sandboxId: string): Promise<Docker.Container | undefined> {
+    const container = this.docker.getContainer(containerName(sandboxId));
     try {
-      await this.docker.getContainer(containerName(sandboxId)).start();
+      const info = await container.inspect();
+      return info.Config.Labels?.[LABEL_INSTANCE] === this.opts.instance ? container : undefined;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** `own`, or an error naming why there is nothing of ours to act on. */
+  private async mustOwn(sandboxId: string): Promise<Docker.Container> {
+    const container = await this.own(sandboxId);
+    if (!container) throw new Error(`no container of this sandboxd instance for sandbox ${sandboxId}`);
+    return container;
+  }
+
+  async start(sandboxId: string): Promise<void> {
+    const container = await this.mustOwn(sandboxId);
+    try {
+      await container.start();
     } catch (err) {
       if (statusOf(err) !== 304) throw err; // already running
     }
   }
 
   async stop(sandboxId: string, graceS: number): Promise<void> {
+    // Nothing of ours (missing, or another instance's): nothing to stop.
+    const container = await this.own(sandboxId);
+    if (!container) return;
     try {
-      await this.docker.getContainer(containerName(sandboxId)).stop({ t: graceS });
+      await container.stop({ t: graceS });
     } catch (err) {
       const status = statusOf(err);
       if (status !== 304 && status !== 404) throw err;
@@ -234,8 +261,11 @@ export class DockerRuntime implements Runtime {
   }
 
   async remove(sandboxId: string): Promise<void> {
+    // Another instance's container of that name stays; a create over it then fails on the name, as it must.
+    const container = await this.own(sandboxId);
+    if (!container) return;
     try {
-      await this.docker.getContainer(containerName(sandboxId)).remove({ force: true, v: true });
+      await container.remove({ force: true, v: true });
     } catch (err) {
       const status = statusOf(err);
       // 409: removal already in progress, which ends in the same place.
@@ -329,7 +359,7 @@ export class DockerRuntime implements Runtime {
   }
 
   async exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession> {
-    const container = this.docker.getContainer(containerName(sandboxId));
+    const container = await this.mustOwn(sandboxId);
     const execId = randomBytes(8).toString('hex');
     // The wrapper records the command's in-container pid (Docker makes each exec a session leader) so that
     // kill() can signal the whole session from a second exec, whatever the command spawned.
@@ -393,7 +423,8 @@ export class DockerRuntime implements Runtime {
 
   async readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined> {
     try {
-      return await this.docker.getContainer(containerName(sandboxId)).getArchive({ path });
+      const container = await this.own(sandboxId);
+      return container ? await container.getArchive({ path }) : undefined;
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;

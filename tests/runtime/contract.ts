@@ -253,6 +253,19 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       expect(await ours.runtime.endpoint(theirs, 3000)).toBeNull();
     });
 
+    it("never acts on a neighbour's sandbox named by its id (ids may be chosen by a tenant): stop, remove, start, exec and create leave it running", async () => {
+      const theirs = await running(neighbour);
+      await ours.runtime.stop(theirs, 0);
+      await ours.runtime.remove(theirs);
+      await expect(ours.runtime.start(theirs)).rejects.toThrow();
+      await expect(ours.runtime.exec(theirs, { cmd: ['true'], cwd: '/home/sandbox' })).rejects.toThrow();
+      expect(await ours.runtime.readImageDir(theirs, '/etc/skel')).toBeUndefined();
+      // A create of that id finds the name taken: refused, and the neighbour's container is not replaced.
+      await expect(ours.runtime.create(await ours.spec(theirs))).rejects.toThrow();
+      expect((await neighbour.runtime.inspect(theirs))?.running).toBe(true);
+      expect(await ours.runtime.inspect(theirs)).toBeUndefined();
+    });
+
     it('reads a directory of the sandbox\'s image as a tar, and answers undefined for a path the image lacks', async () => {
       const { id } = await created();
       const stream = await ours.runtime.readImageDir(id, '/etc/skel');
