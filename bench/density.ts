@@ -33,7 +33,8 @@ export async function benchDensity(opts: { total: number; running: number; listN
   const d = await startDaemon({ env: { SANDBOXD_DEFAULT_MEMORY_MB: '64', SANDBOXD_STOP_GRACE_S: '1' } });
   try {
     const create = async () => {
-      const r = await d.api('POST', '/v1/sandboxes', {});
+      // 64 MiB workspaces: each is reserved on the data disk, and 500 of the 10 GiB default would not fit.
+      const r = await d.api('POST', '/v1/sandboxes', { resources: { disk_mb: 64 } });
       if (r.status !== 201) throw new Error(`create answered ${r.status}: ${r.text}`);
       return r.body.id as string;
     };

@@ -116,7 +116,7 @@ export const sandboxRoutes: Route[] = [
     summary: 'Start a sandbox (recreates a missing container from its record)', query: NoQuery, response: one,
     handler: async (ctx) => {
       // The shared wake: a start during an idle stop waits for it instead of answering 409.
-      const { record } = await ctx.deps.wakes.awake(findSandbox(ctx).id, 'wake:api', actorOf(ctx));
+      const { record } = await ctx.deps.wakes.awake(findSandbox(ctx).id, 'wake:api', actorOf(ctx), { verify: true });
       return { status: 200, body: sandboxView(ctx.deps.config, record) };
     },
   },

@@ -50,12 +50,7 @@ export class Exec {
    * when the session ends.
    */
   admit(rec: SandboxRecord, kind: SessionKind): () => void {
-    try {
-      this.pool.assertRoom();
-    } catch (err) {
-      this.sessions.countRefusal(err, kind);
-      throw err;
-    }
+    this.sessions.counted(kind, () => this.pool.assertRoom());
     return this.sessions.take(rec, kind);
   }
 

@@ -36,26 +36,25 @@ export class SessionLimits {
 
   /** Takes a session slot for `kind` like `acquire`, counting a refusal in /metrics by the cap that refused it. */
   take(rec: Pick<SandboxRecord, 'id' | 'owner'>, kind: SessionKind, opts: { liveOnly?: boolean } = {}): () => void {
-    try {
-      return this.acquire(rec, opts);
-    } catch (err) {
-      this.countRefusal(err, kind);
-      throw err;
-    }
+    return this.counted(kind, () => this.acquire(rec, opts));
   }
 
   /** Like `recheck`, counting a refusal in /metrics. */
   recheckFor(rec: Pick<SandboxRecord, 'id' | 'owner'>, kind: SessionKind): void {
+    this.counted(kind, () => this.recheck(rec));
+  }
+
+  /** Runs a check that may refuse with `rate_limited`; a refusal is counted in /metrics for `kind`, then rethrown. */
+  counted<T>(kind: SessionKind, fn: () => T): T {
     try {
-      this.recheck(rec);
+      return fn();
     } catch (err) {
       this.countRefusal(err, kind);
       throw err;
     }
   }
 
-  /** Counts a refusal in /metrics, by the cap that refused it. */
-  countRefusal(err: unknown, kind: SessionKind): void {
+  private countRefusal(err: unknown, kind: SessionKind): void {
     if (err instanceof AppError && err.code === 'rate_limited') {
       this.metrics?.inc('sandboxd_sessions_refused_total', 'Sessions refused with 429, by cap and kind.', { cap: String(err.details?.cap ?? 'unknown'), kind });
     }

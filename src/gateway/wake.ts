@@ -31,7 +31,6 @@ function accepts(host: string, port: number): Promise<boolean> {
  * request for the same port shares one wait for it to accept connections; a failure reaches every waiter.
  */
 export class Waker {
-  private starts = new Map<string, Promise<string>>();
   private ports = new Map<string, Promise<string>>();
   private targets: PreviewTargets;
   private wakes: Wakes;
@@ -46,7 +45,8 @@ export class Waker {
     const key = `${sandboxId}:${port}`;
     let waiting = this.ports.get(key);
     if (!waiting) {
-      waiting = this.running(sandboxId, port).then((host) => this.untilAccepting(host, port, deadline));
+      // The start itself is shared by every waiter of the sandbox in Wakes; this shares the wait per port.
+      waiting = this.start(sandboxId, port).then((host) => this.untilAccepting(host, port, deadline));
       this.ports.set(key, waiting);
       const forget = () => this.ports.delete(key);
       waiting.then(forget, forget);
@@ -54,22 +54,11 @@ export class Waker {
     return waiting;
   }
 
-  /** The sandbox's host once it runs; one start is shared by every port's waiters (the host is the same for all). */
-  private running(sandboxId: string, port: number): Promise<string> {
-    let start = this.starts.get(sandboxId);
-    if (!start) {
-      start = this.start(sandboxId, port);
-      this.starts.set(sandboxId, start);
-      const forget = () => this.starts.delete(sandboxId);
-      start.then(forget, forget);
-    }
-    return start;
-  }
-
+  /** The sandbox's host once it runs. */
   private async start(sandboxId: string, port: number): Promise<string> {
     try {
       // The shared wake (sandboxes/wake.ts) waits out an idle stop under way, then starts it again.
-      await this.wakes.awake(sandboxId, 'wake:http', GATEWAY, VISITOR_WAKES_FROM);
+      await this.wakes.awake(sandboxId, 'wake:http', GATEWAY, { from: VISITOR_WAKES_FROM, verify: true });
     } catch (err) {
       if (err instanceof WakeRefused) throw sandboxDown(sandboxId, err.sandboxStatus);
       const now = this.targets.get(sandboxId)?.status;

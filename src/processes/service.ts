@@ -74,10 +74,7 @@ export class Processes {
 
   /** Every recorded process of the sandbox, newest first, with its state; the caps learn how many still run. */
   async list(rec: SandboxRecord): Promise<{ proc: ProcessRecord; state: ProcessState }[]> {
-    const procs = this.store.list(rec.id);
-    const states = await this.statuses(rec.id, procs);
-    this.sessions.setBackground(rec, [...states.values()].filter((s) => s.status === 'running').length);
-    return procs.map((proc) => ({ proc, state: states.get(proc)! }));
+    return (await this.refreshed(rec)).listed;
   }
 
   /** One recorded process, or `not_found`. */
@@ -118,10 +115,16 @@ export class Processes {
 
   /** Asks the sandbox how many of its recorded background processes still run, and records that for the caps. */
   private async refreshBackground(rec: SandboxRecord): Promise<number> {
-    const states = await this.statuses(rec.id, this.store.list(rec.id));
+    return (await this.refreshed(rec)).running;
+  }
+
+  /** Every recorded process with its state, newest first; the caps learn how many still run. */
+  private async refreshed(rec: SandboxRecord): Promise<{ listed: { proc: ProcessRecord; state: ProcessState }[]; running: number }> {
+    const procs = this.store.list(rec.id);
+    const states = await this.statuses(rec.id, procs);
     const running = [...states.values()].filter((s) => s.status === 'running').length;
     this.sessions.setBackground(rec, running);
-    return running;
+    return { listed: procs.map((proc) => ({ proc, state: states.get(proc)! })), running };
   }
 
   /** Asks the sandbox which of these processes still run; a container started after a process means it is gone. */

@@ -57,12 +57,18 @@ export class Wakes {
     this.log = log;
   }
 
-  /** Answers the sandbox running: at once when it runs, after a start when it sleeps (waiting out a stop in progress first). */
-  async awake(id: string, reason: string, actor: Actor, from: readonly Status[] = OWNER_WAKES_FROM): Promise<Woken> {
+  /**
+   * Answers the sandbox running: at once when it runs, after a start when it sleeps (waiting out a stop in
+   * progress first). A `running` row is taken at its word unless `verify` asks the runtime too (a preview
+   * that found no endpoint, an explicit start): an exec or task into a container that died meanwhile fails
+   * on its own, and the reconciler records the death.
+   */
+  async awake(id: string, reason: string, actor: Actor, opts: { from?: readonly Status[]; verify?: boolean } = {}): Promise<Woken> {
+    const from = opts.from ?? OWNER_WAKES_FROM;
     const rec = await this.settled(id);
     if (!rec || rec.status === 'purging') throw new AppError('not_found', 'this sandbox no longer exists');
     if (!from.includes(rec.status)) throw new WakeRefused(rec.status);
-    if (rec.status === 'running' && (await this.runtime.inspect(id))?.running) return { record: rec, woke: false };
+    if (rec.status === 'running' && (!opts.verify || (await this.runtime.inspect(id))?.running)) return { record: rec, woke: false };
     const key = `${id}:${from.join(',')}`;
     let start = this.starts.get(key);
     if (!start) {
