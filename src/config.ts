@@ -35,7 +35,7 @@ export interface Config {
   tenantQuotas: Quotas;
   instance: string;
   /** The runtime backend and its own settings (Docker is the only one today). */
-  runtime: { kind: 'docker'; docker: { network: string; nofile: number; tmpfsMb: number } };
+  runtime: { kind: 'docker'; docker: { network: string; nofile: number; tmpfsMb: number; meminfoPath: string } };
   hostFirewall: boolean;
   /** SANDBOXD_EGRESS_ALLOW: CIDR:port pairs sandboxes may reach although they are near the host. */
   egressAllow: EgressAllow[];
@@ -53,7 +53,7 @@ export interface Config {
   gatewayQueueWaitS: number;
   startingPageAfterMs: number;
   previewSecret: string | undefined;
-  pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; meminfoPath: string; startFootprintMb: number };
+  pressure: { tickS: number; softPct: number; hardPct: number; emergencyPct: number; resumePct: number; startFootprintMb: number };
   keepaliveMaxS: number;
   stopGraceS: number;
   tasks: { timeoutS: number; maxTimeoutS: number; cancelGraceS: number; buildTimeoutS: number; healthWaitS: number; heartbeatS: number; maxLineBytes: number; maxEvents: number; maxEventBytes: number; eventsPerS: number; maxOutputMb: number };
@@ -150,6 +150,7 @@ export function loadConfig(env: Env): Config {
         network: p.match('SANDBOXD_NETWORK', 'sandboxed', /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'letters, digits, . _ -'),
         nofile: p.int('SANDBOXD_NOFILE', 65536, 64, 1 << 20),
         tmpfsMb: p.int('SANDBOXD_TMPFS_MB', 512, 1, 1 << 20),
+        meminfoPath: p.str('SANDBOXD_MEMINFO_PATH', '/proc/meminfo'),
       },
     },
     image,
@@ -183,7 +184,6 @@ export function loadConfig(env: Env): Config {
       hardPct: p.num('SANDBOXD_PRESSURE_HARD_PCT', 10, 0, 100),
       emergencyPct: p.num('SANDBOXD_PRESSURE_EMERGENCY_PCT', 5, 0, 100),
       resumePct: p.num('SANDBOXD_PRESSURE_RESUME_PCT', 12, 0, 100),
-      meminfoPath: p.str('SANDBOXD_MEMINFO_PATH', '/proc/meminfo'),
       startFootprintMb: p.int('SANDBOXD_START_FOOTPRINT_MB', 256, 0, 1 << 20),
     },
     keepaliveMaxS: p.int('SANDBOXD_KEEPALIVE_MAX_S', 86400, 1, 30 * 86400),

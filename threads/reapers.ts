@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { Config } from '../src/config.ts';
 import { idleVerdict } from '../src/sandboxes/idle.ts';
 import { stopSandbox } from '../src/sandboxes/stop.ts';
-import { admissionAfter, bandOf, pickVictims, readMeminfo, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
+import { admissionAfter, bandOf, pickVictims, STOPS_PER_PASS, type Band } from '../src/sandboxes/pressure.ts';
 import { workerContext } from './context.ts';
 
 /**
@@ -35,7 +34,7 @@ export async function reapIdle(task: { config: Config }): Promise<string[]> {
 }
 
 /**
- * One memory-pressure pass: reads host memory, stops sandboxes as the band demands (from the tenant holding
+ * One memory-pressure pass: reads the runtime's capacity, stops sandboxes as the band demands (from the tenant holding
  * the most memory first; within it least recently active first, skipping running tasks and always_on ones
  * until the emergency band, which stops the largest by real use), and answers whether wakes and creates
  * may go on.
@@ -43,7 +42,7 @@ export async function reapIdle(task: { config: Config }): Promise<string[]> {
 export async function relievePressure(task: { config: Config; admissionOpen: boolean }): Promise<{ availablePct: number; totalBytes: number; availableBytes: number; band: Band; admissionOpen: boolean; stopped: string[] }> {
   const { config } = task;
   const { store, runtime, log } = workerContext(config, 'pressure');
-  const { totalBytes, availableBytes } = readMeminfo(await readFile(config.pressure.meminfoPath, 'utf8'));
+  const { totalBytes, availableBytes } = (await runtime.capacity()).memory;
   const availablePct = (availableBytes / totalBytes) * 100;
   const band = bandOf(availablePct, config.pressure);
   const stopped: string[] = [];
@@ -52,7 +51,7 @@ export async function relievePressure(task: { config: Config; admissionOpen: boo
     // Fair between tenants (pickVictims): the tenant holding the most memory gives up a sandbox first.
     let victims;
     if (band === 'emergency') {
-      const usage = await runtime.memoryUsage();
+      const usage = (await runtime.capacity({ perSandbox: true })).perSandbox ?? new Map<string, number>();
       const used = (r: { id: string }) => usage.get(r.id) ?? 0;
       victims = pickVictims(running, used, () => true, (a, b) => used(b) - used(a));
     } else {

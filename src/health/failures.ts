@@ -1,5 +1,5 @@
 import { AppError } from '../errors.ts';
-import { isEngineUnreachable } from '../runtime/runtime.ts';
+import { runtimeFailureOf } from '../runtime/runtime.ts';
 import { isStorageFailure, StorageError } from '../store/disk.ts';
 import { isWorkspaceFull } from '../workspaces/volumes.ts';
 
@@ -9,7 +9,7 @@ import { isWorkspaceFull } from '../workspaces/volumes.ts';
  * it). Anything else is answered unchanged (an AppError as itself, the rest as an internal error).
  */
 export function clientErrorOf(thrown: unknown, dataDir: string): { err: unknown; engineDown: boolean } {
-  if (isEngineUnreachable(thrown)) {
+  if (runtimeFailureOf(thrown) === 'unreachable') {
     return { err: new AppError('sandbox_unavailable', 'the container engine (Docker) is not answering; retry shortly', undefined, 5), engineDown: true };
   }
   if (thrown instanceof AppError) return { err: thrown, engineDown: false };

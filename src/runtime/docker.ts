@@ -1,14 +1,16 @@
 import type { ExecSignal, ExecSpec } from '../model/exec.ts';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import type { EgressAllow } from '../config-egress.ts';
 import { BRIDGE_PREFIX, egressFirewallFor, egressNames, type EgressFirewall } from './egress.ts';
 import { RECORD_PID_AND_EXEC, SIGNAL_RECORDED } from './sandbox-scripts.ts';
 import { DockerDemuxer } from './demux.ts';
+import { StartMarker } from './start-marker.ts';
 import {
   LABEL_ID, LABEL_INSTANCE, LABEL_MANAGED, containerName,
-  RuntimeSetupError, type ContainerState, type Endpoint, type ExecSession, type Runtime, type RuntimeEvent, type SandboxSpec,
+  RuntimeError, RuntimeSetupError, type Capacity, type ContainerState, type Endpoint, type ExecSession, type Runtime, type RuntimeEvent, type SandboxSpec,
 } from './runtime.ts';
 
 /** Settings the Docker runtime needs, taken from the daemon's config. */
@@ -23,6 +25,8 @@ export interface DockerRuntimeOptions {
   gid: number;
   /** SANDBOXD_EGRESS_ALLOW: openings ahead of the egress drops. */
   egressAllow?: EgressAllow[];
+  /** The host memory figures capacity() reads (SANDBOXD_MEMINFO_PATH; tests point it at a file of their own). */
+  meminfoPath?: string;
 }
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
@@ -216,7 +220,7 @@ export class DockerRuntime implements Runtime {
   /** `own`, or an error naming why there is nothing of ours to act on. */
   private async mustOwn(sandboxId: string): Promise<Docker.Container> {
     const container = await this.own(sandboxId);
-    if (!container) throw new Error(`no container of this sandboxd instance for sandbox ${sandboxId}`);
+    if (!container) throw new RuntimeError('not_found', `no container of this sandboxd instance for sandbox ${sandboxId}`);
     return container;
   }
 
@@ -344,7 +348,13 @@ export class DockerRuntime implements Runtime {
     });
   }
 
-  async memoryUsage(): Promise<Map<string, number>> {
+  async capacity(opts: { perSandbox?: boolean } = {}): Promise<Capacity> {
+    // The engine runs its containers on this host: its memory is what they share (a remote engine is not supported).
+    const memory = readMeminfo(await readFile(this.opts.meminfoPath ?? '/proc/meminfo', 'utf8'));
+    return opts.perSandbox ? { memory, perSandbox: await this.memoryUsage() } : { memory };
+  }
+
+  private async memoryUsage(): Promise<Map<string, number>> {
     const running = (await this.list()).filter((c) => c.running);
     const usage = new Map<string, number>();
     await Promise.all(running.map(async (c) => {
@@ -362,11 +372,11 @@ export class DockerRuntime implements Runtime {
     const container = await this.mustOwn(sandboxId);
     const execId = randomBytes(8).toString('hex');
     // The wrapper records the command's in-container pid (Docker makes each exec a session leader) so that
-    // kill() can signal the whole session from a second exec, whatever the command spawned.
+    // kill() can signal the whole session from a second exec, whatever the command spawned; it also enters
+    // the working directory, and says whether it could, before anything of the command's is printed.
     const exec = await container.exec({
-      Cmd: ['/bin/sh', '-c', RECORD_PID_AND_EXEC, execId, ...spec.cmd],
+      Cmd: ['/bin/sh', '-c', RECORD_PID_AND_EXEC, execId, spec.cwd, ...spec.cmd],
       Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
-      WorkingDir: spec.cwd,
       User: `${this.opts.uid}:${this.opts.gid}`,
       Tty: spec.tty ?? false,
       AttachStdin: spec.stdin ?? false,
@@ -374,20 +384,35 @@ export class DockerRuntime implements Runtime {
       AttachStderr: true,
     });
     const stream = (await exec.start({ hijack: true, stdin: spec.stdin ?? false, Tty: spec.tty ?? false })) as Duplex;
-    let listener: (stream: 'stdout' | 'stderr', chunk: Buffer) => void = () => undefined;
+    // Output that comes before the caller's onOutput (the marker's chunk can carry the command's first bytes) is held.
+    let listener: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | undefined;
+    const early: [stream: 'stdout' | 'stderr', chunk: Buffer][] = [];
     // A consumer that throws on some output ends this command's stream, never the thread that reads it.
     const deliver = (kind: 'stdout' | 'stderr', chunk: Buffer) => {
+      if (!listener) return void early.push([kind, chunk]);
       try {
         listener(kind, chunk);
       } catch (err) {
         stream.destroy(err as Error);
       }
     };
-    const demux = new DockerDemuxer(deliver);
-    stream.on('data', (chunk: Buffer) => (spec.tty ? deliver('stdout', chunk) : demux.push(chunk)));
+    const marker = new StartMarker();
+    let markerRead!: (state: 'started' | 'bad_cwd') => void;
+    const started = new Promise<'started' | 'bad_cwd'>((resolve) => (markerRead = resolve));
+    const take = (kind: 'stdout' | 'stderr', chunk: Buffer) => {
+      if (kind === 'stderr') return deliver(kind, chunk);
+      const { state, rest } = marker.feed(chunk);
+      if (state === 'pending') return;
+      markerRead(state);
+      if (rest.length) deliver(kind, rest);
+    };
+    const demux = new DockerDemuxer(take);
+    stream.on('data', (chunk: Buffer) => (spec.tty ? take('stdout', chunk) : demux.push(chunk)));
     const done = new Promise<{ exitCode: number }>((resolve, reject) => {
       let settled = false;
       const finish = async () => {
+        // A stream that ended before the marker (the wrapper could not even record its pid) ran nothing: its exit code says so.
+        markerRead('started');
         if (settled) return;
         settled = true;
         // The attach stream can close a moment before the engine records the exit code.
@@ -400,8 +425,13 @@ export class DockerRuntime implements Runtime {
       };
       stream.on('end', finish);
       stream.on('close', finish);
-      stream.on('error', (err: Error) => (settled ? undefined : ((settled = true), reject(err))));
+      stream.on('error', (err: Error) => (markerRead('started'), settled ? undefined : ((settled = true), reject(err))));
     });
+    if ((await started) === 'bad_cwd') {
+      done.catch(() => undefined);
+      stream.destroy();
+      throw new RuntimeError('bad_cwd', `the working directory ${spec.cwd} does not exist in the sandbox or cannot be entered`);
+    }
     const signal = async (sig: ExecSignal) => {
       const killer = await container.exec({
         Cmd: ['/bin/sh', '-c', SIGNAL_RECORDED, 'signal', execId, sig],
@@ -410,7 +440,10 @@ export class DockerRuntime implements Runtime {
       await killer.start({ Detach: true });
     };
     return {
-      onOutput: (cb) => (listener = cb),
+      onOutput: (cb) => {
+        listener = cb;
+        for (const [kind, chunk] of early.splice(0)) deliver(kind, chunk);
+      },
       write: (data) => writeThrough(stream, data),
       endInput: () => stream.end(),
       pause: () => void stream.pause(),
@@ -447,6 +480,47 @@ export class DockerRuntime implements Runtime {
   }
 }
 
+/**
+ * Every Runtime method: each is wrapped below so that what it throws reaches callers typed. A method added to
+ * Runtime and missing here does not compile.
+ */
+const RUNTIME_METHODS = {
+  ping: true, prepare: true, repairIsolation: true, isolationProblems: true, imageExists: true, create: true, start: true,
+  stop: true, remove: true, removeForeignUser: true, inspect: true, endpoint: true, list: true, events: true, capacity: true,
+  exec: true, readImageDir: true,
+} satisfies Record<keyof Runtime, true>;
+
+for (const name of Object.keys(RUNTIME_METHODS) as (keyof Runtime)[]) {
+  const impl = DockerRuntime.prototype[name] as (...args: unknown[]) => Promise<unknown>;
+  Object.defineProperty(DockerRuntime.prototype, name, {
+    value: function (this: DockerRuntime, ...args: unknown[]) {
+      return impl.apply(this, args).catch((err: unknown) => {
+        throw typedFailure(err);
+      });
+    },
+    writable: true, configurable: true,
+  });
+}
+
+/**
+ * The engine's failures in the Runtime's words (RuntimeError): a refused or missing socket is `unreachable`,
+ * a 404 `not_found`, a 409 `conflict` (Docker answers an exec into a stopped container with it). Anything else,
+ * and errors that are typed already, pass unchanged.
+ */
+export function typedFailure(err: unknown): unknown {
+  if (err instanceof RuntimeError || err instanceof RuntimeSetupError) return err;
+  const e = err as { code?: unknown; syscall?: unknown } | null;
+  // Only failures to connect: a reset mid-request can as well be a client's, and is not the engine's absence.
+  if (typeof e === 'object' && e !== null && ['ENOENT', 'ECONNREFUSED'].includes(String(e.code)) && e.syscall === 'connect') {
+    return new RuntimeError('unreachable', `the container engine is not answering (${String(e.code)} on its socket)`);
+  }
+  const status = statusOf(err);
+  const text = err instanceof Error ? err.message : String(err);
+  if (status === 404) return new RuntimeError('not_found', text);
+  if (status === 409) return new RuntimeError('conflict', text);
+  return err;
+}
+
 /** Writes to an exec's stdin and settles when the stream can take more (or is gone): stdin back-pressure. */
 function writeThrough(stream: Duplex, data: Buffer): Promise<void> {
   if (stream.destroyed || stream.writableEnded) return Promise.resolve();
@@ -465,6 +539,15 @@ function zeroTimeToNull(t: string | undefined): string | null {
 /** The HTTP status dockerode attached to an engine error, if any. */
 export function statusOf(err: unknown): number | undefined {
   return typeof err === 'object' && err !== null && 'statusCode' in err ? Number((err as { statusCode: unknown }).statusCode) : undefined;
+}
+
+/** Host memory in bytes, from a /proc/meminfo text. */
+export function readMeminfo(meminfo: string): { totalBytes: number; availableBytes: number } {
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)\\s*kB`, 'm').exec(meminfo)?.[1] ?? NaN);
+  const total = kb('MemTotal');
+  const available = kb('MemAvailable');
+  if (!(total > 0) || !(available >= 0)) throw new Error('meminfo has no MemTotal/MemAvailable');
+  return { totalBytes: total * 1024, availableBytes: available * 1024 };
 }
 
 /** A byte count from the engine: a finite number from 0, else undefined. */

@@ -53,6 +53,14 @@ export interface ExecSession {
   readonly done: Promise<{ exitCode: number }>;
 }
 
+/** What the backend has room for now: the pressure reaper's and the admission gate's only reading of the host. */
+export interface Capacity {
+  /** Memory new sandboxes can take: the total, and what is available now (reclaimable page cache counted as available). */
+  memory: { totalBytes: number; availableBytes: number };
+  /** Real memory in use (bytes, page cache excluded) of each running sandbox of this instance; only when asked for. */
+  perSandbox?: Map<string, number>;
+}
+
 /** A change the runtime noticed on one of our containers. */
 export interface RuntimeEvent {
   sandboxId: string;
@@ -64,7 +72,7 @@ export interface RuntimeEvent {
  * (Kubernetes pods) can implement it without touching the API, the store or the gateway.
  */
 export interface Runtime {
-  /** Throws when the engine cannot be reached. */
+  /** Throws when the engine cannot be reached (a RuntimeError `unreachable`). Every method fails typed (RuntimeError) where it can. */
   ping(): Promise<void>;
   /**
    * Everything the backend needs before the first sandbox: the engine answers, the sandbox network exists
@@ -96,9 +104,16 @@ export interface Runtime {
   list(): Promise<ContainerState[]>;
   /** Streams changes to our containers until the signal aborts; rejects when the stream breaks. */
   events(signal: AbortSignal, onEvent: (e: RuntimeEvent) => void): Promise<void>;
-  /** Real memory in use (bytes, page cache excluded) of each running sandbox of this instance. */
-  memoryUsage(): Promise<Map<string, number>>;
-  /** Starts a command in a running sandbox as the sandbox user (SANDBOXD_SANDBOX_UID). */
+  /**
+   * Memory available for new work; with `perSandbox`, also each running sandbox's real use (it costs one
+   * reading per sandbox, so only the emergency band asks). Docker: the host's /proc/meminfo and the engine's stats.
+   */
+  capacity(opts?: { perSandbox?: boolean }): Promise<Capacity>;
+  /**
+   * Starts a command in a running sandbox as the sandbox user (SANDBOXD_SANDBOX_UID), in `spec.cwd`. Settles once
+   * the command is about to run: a `cwd` that cannot be entered rejects (`bad_cwd`) before any output, a missing
+   * sandbox `not_found`, a stopped one `conflict`.
+   */
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession>;
   /** A tar stream of a directory of the sandbox's image (read from the created container), or undefined if absent. */
   readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined>;
@@ -114,9 +129,29 @@ export function containerName(sandboxId: string): string {
   return `s-${sandboxId}`;
 }
 
-/** Whether an error means the container engine could not be reached at all (socket gone or refused). */
-export function isEngineUnreachable(err: unknown): boolean {
-  const e = err as { code?: unknown; syscall?: unknown } | null;
-  // Only failures to connect: a reset mid-request can as well be a client's, and is not the engine's absence.
-  return typeof e === 'object' && e !== null && ['ENOENT', 'ECONNREFUSED'].includes(String(e.code)) && e.syscall === 'connect';
+/**
+ * Why a runtime call failed, in words every backend shares: the engine cannot be reached at all, the sandbox
+ * (or what the call names) is not there, the call conflicts with its state (an exec into a stopped sandbox, a
+ * second create), or the working directory asked for cannot be entered. Anything else is the backend's own Error.
+ */
+export type RuntimeFailure = 'unreachable' | 'not_found' | 'conflict' | 'bad_cwd';
+
+/** A runtime call that failed for a reason its caller acts on (see RuntimeFailure). */
+export class RuntimeError extends Error {
+  readonly failure: RuntimeFailure;
+  constructor(failure: RuntimeFailure, message: string) {
+    // The kind also rides in `cause`: a worker thread's error reaches the main thread as a structured clone,
+    // which keeps an Error's message and cause but not its class or own fields.
+    super(message, { cause: { runtimeFailure: failure } });
+    this.name = 'RuntimeError';
+    this.failure = failure;
+  }
+}
+
+/** The kind of a failed runtime call, also for one that failed in a worker thread; undefined for any other error. */
+export function runtimeFailureOf(err: unknown): RuntimeFailure | undefined {
+  if (err instanceof RuntimeError) return err.failure;
+  const cause = (err as { cause?: unknown } | null)?.cause as { runtimeFailure?: unknown } | undefined;
+  const kind = typeof cause === 'object' && cause !== null ? cause.runtimeFailure : undefined;
+  return kind === 'unreachable' || kind === 'not_found' || kind === 'conflict' || kind === 'bad_cwd' ? kind : undefined;
 }

@@ -9,8 +9,24 @@ export const EXEC_STATE_DIR = '/tmp/.sandboxed-exec';
 /** Where a detached process's output goes: in the home, so it outlives the container. */
 export const PROCESS_LOG_DIR = '$HOME/.sandboxed/processes';
 
-/** Wraps argv ($0 = a key, $@ = the command): records the pid, a session leader under Docker exec, then becomes the command. */
-export const RECORD_PID_AND_EXEC = `mkdir -p ${EXEC_STATE_DIR} && echo $$ > ${EXEC_STATE_DIR}/"$0" && exec "$@"`;
+/** Printed by RECORD_PID_AND_EXEC on stdout just before it becomes the command; nothing of the command's can come before it. */
+export const EXEC_STARTED = '\x1esandboxd:run\x1e';
+/** Printed instead of EXEC_STARTED when the working directory cannot be entered (the command is not run). */
+export const EXEC_BAD_CWD = '\x1esandboxd:cwd\x1e';
+
+/**
+ * Wraps argv ($0 = a key, $1 = the working directory, the rest = the command): records the pid, a session
+ * leader under Docker exec, enters the directory, says which of the two happened (EXEC_STARTED or
+ * EXEC_BAD_CWD), then becomes the command. The wrapper enters the directory itself, rather than the engine,
+ * so that a bad one is told apart from the command's own output and exit code.
+ */
+export const RECORD_PID_AND_EXEC = [
+  `mkdir -p ${EXEC_STATE_DIR} && echo $$ > ${EXEC_STATE_DIR}/"$0" || exit 1`,
+  `cd -- "$1" 2>/dev/null || { printf '${EXEC_BAD_CWD}'; exit 126; }`,
+  'shift',
+  `printf '${EXEC_STARTED}'`,
+  'exec "$@"',
+].join('\n');
 
 /**
  * Sends signal $2 to every process in session $1. An interactive shell gives each job its own process

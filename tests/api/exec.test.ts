@@ -99,6 +99,24 @@ describe('exec', () => {
     expect(await page.text()).toContain('hello from the sandboxed test image');
   });
 
+  it('answers a cwd that does not exist 400 naming cwd, over SSE an error frame with that code, and starts no process there', async () => {
+    const r = await exec({ cmd: ['sh', '-c', 'touch /tmp/bad-cwd-ran'], cwd: 'no/such/dir' });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ code: 'invalid_request', details: { field: 'cwd' } });
+    expect(r.body.error.message).toContain('/home/sandbox/workspace/app/no/such/dir');
+    expect(r.body.error.message).not.toMatch(/OCI|chdir|config\.json/);
+    const res = await fetch(`${d.url}/v1/sandboxes/${id}/exec`, {
+      method: 'POST', headers: { accept: 'text/event-stream' }, body: JSON.stringify({ cmd: ['true'], cwd: '/no/such/dir' }),
+    });
+    const events = await readSse(res);
+    expect(events.map((e) => e.event)).toEqual(['error']);
+    expect(events[0]!.data.code).toBe('invalid_request');
+    const started = await exec({ cmd: ['sleep', '30'], cwd: '/no/such/dir', detach: true });
+    expect(started.status).toBe(400);
+    expect(started.body.error.details).toMatchObject({ field: 'cwd' });
+    expect((await exec({ cmd: ['sh', '-c', 'test -e /tmp/bad-cwd-ran && echo ran || echo not'] })).body.stdout).toBe('not\n');
+  });
+
   it('streams each line over SSE before the command ends, then an exit frame', async () => {
     const t0 = Date.now();
     const res = await fetch(`${d.url}/v1/sandboxes/${id}/exec`, {

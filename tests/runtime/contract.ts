@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/ids.ts';
-import { isEngineUnreachable, RuntimeSetupError, type ExecSession, type Runtime, type RuntimeEvent, type SandboxSpec } from '../../src/runtime/runtime.ts';
+import { runtimeFailureOf, RuntimeSetupError, type ExecSession, type Runtime, type RuntimeEvent, type SandboxSpec } from '../../src/runtime/runtime.ts';
 import type { ExecSpec } from '../../src/model/exec.ts';
 import { parseTar } from '../../src/workspaces/tar.ts';
 
@@ -122,11 +122,11 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       return r.stdout.trim() === 'gone';
     };
 
-    it('answers ping, and names an unreachable engine as such: ping rejects as engine-unreachable, prepare with a RuntimeSetupError of step engine', async () => {
+    it('answers ping, and names an unreachable engine as such: ping rejects as unreachable, prepare with a RuntimeSetupError of step engine', async () => {
       await expect(ours.runtime.ping()).resolves.toBeUndefined();
       const away = ours.unreachable();
       const pinged = await away.ping().then(() => undefined, (err: unknown) => err);
-      expect(isEngineUnreachable(pinged)).toBe(true);
+      expect(runtimeFailureOf(pinged)).toBe('unreachable');
       const prepared = await away.prepare({ isolation: false }).then(() => undefined, (err: unknown) => err);
       expect(prepared).toBeInstanceOf(RuntimeSetupError);
       expect((prepared as RuntimeSetupError).step).toBe('engine');
@@ -163,9 +163,10 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       expect(await ours.runtime.endpoint(id, 3000)).toBeNull();
     });
 
-    it('refuses a second create of the same sandbox and keeps the first instance, the only one listed', async () => {
+    it('refuses a second create of the same sandbox as a conflict and keeps the first instance, the only one listed', async () => {
       const { id, containerId } = await created();
-      await expect(ours.runtime.create(await ours.spec(id))).rejects.toThrow();
+      const again = await ours.runtime.create(await ours.spec(id)).then(() => undefined, (err: unknown) => err);
+      expect(runtimeFailureOf(again)).toBe('conflict');
       expect((await ours.runtime.inspect(id))?.containerId).toBe(containerId);
       expect((await ours.runtime.list()).filter((c) => c.sandboxId === id).map((c) => c.containerId)).toEqual([containerId]);
     });
@@ -221,23 +222,22 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       expect(await ours.runtime.endpoint(id, 3000)).toBeNull();
     });
 
-    it('fails start and exec of a missing sandbox (not as an unreachable engine), answers no image directory for it, and makes nothing', async () => {
+    it('fails start and exec of a missing sandbox as not_found (not as an unreachable engine), answers no image directory for it, and makes nothing', async () => {
       const missing = newId();
       const started = await ours.runtime.start(missing).then(() => undefined, (err: unknown) => err);
-      expect(started).toBeInstanceOf(Error);
-      expect(isEngineUnreachable(started)).toBe(false);
+      expect(runtimeFailureOf(started)).toBe('not_found');
       const execed = await ours.runtime.exec(missing, { cmd: ['true'], cwd: '/' }).then(() => undefined, (err: unknown) => err);
-      expect(execed).toBeInstanceOf(Error);
-      expect(isEngineUnreachable(execed)).toBe(false);
+      expect(runtimeFailureOf(execed)).toBe('not_found');
       expect(await ours.runtime.readImageDir(missing, '/etc/skel')).toBeUndefined();
       expect(await ours.runtime.inspect(missing)).toBeUndefined();
       expect((await ours.runtime.list()).some((c) => c.sandboxId === missing)).toBe(false);
     });
 
-    it('fails exec in a stopped sandbox', async () => {
+    it('fails exec in a stopped sandbox as a conflict', async () => {
       const id = await running();
       await ours.runtime.stop(id, 2);
-      await expect(ours.runtime.exec(id, { cmd: ['true'], cwd: '/' })).rejects.toThrow();
+      const execed = await ours.runtime.exec(id, { cmd: ['true'], cwd: '/' }).then(() => undefined, (err: unknown) => err);
+      expect(runtimeFailureOf(execed)).toBe('conflict');
     });
 
     it('inspects and lists only its own instance\'s sandboxes, not a neighbour\'s on the same engine', async () => {
@@ -293,6 +293,18 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       it('runs the command as the sandbox user, in the given directory, with the given environment', async () => {
         const r = await run(id, ['sh', '-c', 'id -u; pwd; echo "$GREETING"'], { cwd: '/tmp', env: { GREETING: 'hello there' } });
         expect(r).toEqual({ stdout: `${ours.uid}\n/tmp\nhello there\n`, stderr: '', exitCode: 0 });
+      });
+
+      it('rejects a working directory that is missing, a file or not enterable as bad_cwd before running anything; output that starts like the marker is the command\'s', async () => {
+        await run(id, ['sh', '-c', 'echo x > /tmp/a-file; mkdir -p /tmp/locked && chmod 000 /tmp/locked']);
+        for (const cwd of ['/no/such/dir', '/tmp/a-file', '/tmp/locked', '/tmp/with space/missing']) {
+          const failed = await run(id, ['sh', '-c', 'touch /tmp/ran-anyway'], { cwd }).then(() => undefined, (err: unknown) => err);
+          expect(runtimeFailureOf(failed), cwd).toBe('bad_cwd');
+        }
+        expect((await run(id, ['sh', '-c', 'test -e /tmp/ran-anyway && echo ran || echo not'])).stdout).toBe('not\n');
+        const lookalike = '\x1esandboxd:cwd\x1e then more';
+        expect(await run(id, ['printf', '%s', lookalike], { cwd: '/tmp' })).toEqual({ stdout: lookalike, stderr: '', exitCode: 0 });
+        expect(await run(id, ['sh', '-c', 'pwd'], { cwd: '/tmp/../tmp' })).toEqual({ stdout: '/tmp\n', stderr: '', exitCode: 0 });
       });
 
       it('passes 1 MiB of stdin through in order, with back-pressure, and ends it with endInput', async () => {
@@ -377,12 +389,17 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       await expect(following).resolves.toBeUndefined();
     }, 60_000);
 
-    it('reports the memory of each running sandbox of its own as a byte count >= 0, and none for stopped or a neighbour\'s sandboxes', async () => {
+    it('reports capacity: host memory with 0 <= available <= total, and with perSandbox the real use of each running sandbox of its own (>= 0), none for stopped or a neighbour\'s', async () => {
       const live = await running();
       const stopped = await running();
       await ours.runtime.stop(stopped, 2);
       const theirs = await running(neighbour);
-      const usage = await ours.runtime.memoryUsage();
+      const plain = await ours.runtime.capacity();
+      expect(plain.memory.totalBytes).toBeGreaterThan(0);
+      expect(plain.memory.availableBytes).toBeGreaterThanOrEqual(0);
+      expect(plain.memory.availableBytes).toBeLessThanOrEqual(plain.memory.totalBytes);
+      expect(plain.perSandbox).toBeUndefined();
+      const usage = (await ours.runtime.capacity({ perSandbox: true })).perSandbox!;
       const bytes = usage.get(live);
       expect(typeof bytes).toBe('number');
       expect(Number.isFinite(bytes)).toBe(true);
@@ -393,7 +410,7 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
         expect(Number.isFinite(used), sandboxId).toBe(true);
         expect(used, sandboxId).toBeGreaterThanOrEqual(0);
       }
-      expect((await neighbour.runtime.memoryUsage()).has(theirs)).toBe(true);
+      expect((await neighbour.runtime.capacity({ perSandbox: true })).perSandbox!.has(theirs)).toBe(true);
     });
 
     it('gives an endpoint that accepts a real TCP connection from the host to the port asked for, reaching this sandbox; null once stopped', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { realMemoryUse } from '../../src/runtime/docker.ts';
+import { readMeminfo, realMemoryUse } from '../../src/runtime/docker.ts';
 
 const MiB = 1024 * 1024;
 
@@ -48,5 +48,25 @@ describe('real memory use from Docker stats', () => {
       expect(used, JSON.stringify(s)).toBeGreaterThanOrEqual(0);
     }
     expect(realMemoryUse({ usage: 100, stats: { inactive_file: 5000 } })).toBe(0);
+  });
+});
+
+describe('host memory from /proc/meminfo (capacity)', () => {
+  it('reads MemTotal and MemAvailable in bytes from /proc/meminfo, wherever they are in the file', () => {
+    const text = 'MemTotal:       16000000 kB\nMemFree:          100000 kB\nBuffers: 1 kB\nMemAvailable:    4000000 kB\nSwapTotal: 0 kB\n';
+    expect(readMeminfo(text)).toEqual({ totalBytes: 16000000 * 1024, availableBytes: 4000000 * 1024 });
+    expect(readMeminfo('MemAvailable: 0 kB\nMemTotal: 1 kB')).toEqual({ totalBytes: 1024, availableBytes: 0 });
+  });
+
+  it.each([
+    ['an empty file', ''],
+    ['no MemAvailable (a pre-3.14 kernel)', 'MemTotal: 1000 kB\nMemFree: 10 kB\n'],
+    ['a zero MemTotal', 'MemTotal: 0 kB\nMemAvailable: 0 kB\n'],
+    ['a negative value', 'MemTotal: 1000 kB\nMemAvailable: -5 kB\n'],
+    ['values without units', 'MemTotal: 1000\nMemAvailable: 10\n'],
+    ['a key only inside another line', 'XMemTotal: 1000 kB\nXMemAvailable: 10 kB\n'],
+    ['binary junk', '\u0000\u00ff😀'.repeat(1000)],
+  ])('refuses %s rather than guessing', (_what, text) => {
+    expect(() => readMeminfo(text)).toThrow('meminfo has no MemTotal/MemAvailable');
   });
 });
