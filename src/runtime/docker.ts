@@ -454,16 +454,6 @@ export class DockerRuntime implements Runtime {
     };
   }
 
-  async readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined> {
-    try {
-      const container = await this.own(sandboxId);
-      return container ? await container.getArchive({ path }) : undefined;
-    } catch (err) {
-      if (statusOf(err) === 404) return undefined;
-      throw err;
-    }
-  }
-
   private toState(info: Docker.ContainerInspectInfo): ContainerState {
     const net = info.NetworkSettings.Networks?.[this.opts.network] ?? info.NetworkSettings.Networks?.[egressNames(this.opts.network).noneNetwork];
     return {
@@ -487,7 +477,7 @@ export class DockerRuntime implements Runtime {
 const RUNTIME_METHODS = {
   ping: true, prepare: true, repairIsolation: true, isolationProblems: true, imageExists: true, create: true, start: true,
   stop: true, remove: true, removeForeignUser: true, inspect: true, endpoint: true, list: true, events: true, capacity: true,
-  exec: true, readImageDir: true,
+  exec: true,
 } satisfies Record<keyof Runtime, true>;
 
 for (const name of Object.keys(RUNTIME_METHODS) as (keyof Runtime)[]) {

@@ -115,8 +115,6 @@ export interface Runtime {
    * sandbox `not_found`, a stopped one `conflict`.
    */
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecSession>;
-  /** A tar stream of a directory of the sandbox's image (read from the created container), or undefined if absent. */
-  readImageDir(sandboxId: string, path: string): Promise<NodeJS.ReadableStream | undefined>;
 }
 
 /** Labels on everything the daemon creates; uninstall and the reconciler select by them. */

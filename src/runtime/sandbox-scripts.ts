@@ -29,6 +29,13 @@ export const RECORD_PID_AND_EXEC = [
 ].join('\n');
 
 /**
+ * Copies the image's home skeleton (`/etc/skel`, when it has one) into a new home, run once by the sandbox
+ * user inside the sandbox after its first start: the copy sees only what the sandbox itself sees, so nothing a
+ * skeleton holds (links, devices, odd modes) can touch the host, and what it makes is the sandbox user's.
+ */
+export const SEED_HOME = '[ -d /etc/skel ] || exit 0\ncp -R /etc/skel/. /home/sandbox/';
+
+/**
  * Sends signal $2 to every process in session $1. An interactive shell gives each job its own process
  * group, so signalling a group alone would leave background jobs behind.
  */

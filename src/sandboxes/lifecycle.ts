@@ -4,6 +4,7 @@ import { newId } from '../ids.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import { isStorageFailure, StorageError } from '../store/disk.ts';
 import type { Runtime, SandboxSpec } from '../runtime/runtime.ts';
+import { SEED_HOME } from '../runtime/sandbox-scripts.ts';
 import type { Store } from '../store/index.ts';
 import type { Egress, External, IdlePolicy, SandboxRecord, Status, Visibility } from '../model/sandbox.ts';
 import type { Workspaces } from '../workspaces/workspaces.ts';
@@ -42,8 +43,8 @@ export interface Actor {
   admin?: boolean;
 }
 
-const SKELETON_DIR = '/etc/skel';
-const SKELETON_MAX_BYTES = 64 * 1024 * 1024;
+/** How long the copy of a new home's skeleton may take (a large skeleton on a slow disk); the create fails past it. */
+const SEED_TIMEOUT_MS = 60_000;
 
 /** The sandbox lifecycle: every state change is committed to SQLite before the runtime call that follows it. */
 export class Lifecycle {
@@ -110,8 +111,8 @@ export class Lifecycle {
         // A container with our name but no row can only be debris of an earlier purge of this id.
         await this.runtime.remove(id);
         const containerId = await this.runtime.create(this.specOf(rec));
-        if (homeIsNew) await this.seedHome(id);
         await this.runtime.start(id);
+        if (homeIsNew) await this.seedHome(id);
         return this.store.sandboxes.transition(id, ['creating'], 'running', 'created', { containerId, lastActiveAt: Date.now() })!;
       } catch (err) {
         this.log.error('create failed; undoing it', { sandbox: id, error: errorMessage(err) });
@@ -282,17 +283,24 @@ export class Lifecycle {
     };
   }
 
+  /** Has the sandbox copy its image's skeleton into its new home (SEED_HOME), within SEED_TIMEOUT_MS; throws naming what failed. */
   private async seedHome(id: string): Promise<void> {
-    const stream = await this.runtime.readImageDir(id, SKELETON_DIR);
-    if (!stream) return;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > SKELETON_MAX_BYTES) throw new Error(`the image's ${SKELETON_DIR} is larger than ${SKELETON_MAX_BYTES} bytes`);
-      chunks.push(chunk);
+    const session = await this.runtime.exec(id, { cmd: ['/bin/sh', '-c', SEED_HOME], cwd: '/' });
+    let stderr = '';
+    session.onOutput((stream, chunk) => void (stream === 'stderr' && stderr.length < 4096 && (stderr += chunk.toString('utf8'))));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`copying the image's home skeleton took longer than ${SEED_TIMEOUT_MS / 1000} s`)), SEED_TIMEOUT_MS);
+    });
+    try {
+      const { exitCode } = await Promise.race([session.done, late]);
+      if (exitCode !== 0) throw new Error(`copying the image's home skeleton failed (exit ${exitCode}): ${stderr.trim().slice(0, 500)}`);
+    } catch (err) {
+      await session.kill('KILL').catch(() => undefined);
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
-    await this.workspaces.seed(id, Buffer.concat(chunks));
   }
 
   private stopDeps(): StopDeps {

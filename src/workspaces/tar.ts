@@ -1,15 +1,7 @@
-/** One entry of a tar archive: regular files carry data; other kinds only their name. */
-export interface TarEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
-  mode: number;
-  data: Buffer;
-}
-
 /** One member of an archive read in place: where its data starts and how long it is. */
 export interface TarMember {
   path: string;
-  type: TarEntry['type'];
+  type: 'file' | 'dir' | 'symlink' | 'other';
   mode: number;
   offset: number;
   size: number;
@@ -57,13 +49,6 @@ export function scanTar(read: (position: number, length: number) => Buffer, tota
     members.push({ path, type, mode: readNumber(header.subarray(100, 108)), offset: dataStart, size: type === 'file' ? size : 0 });
   }
   return members;
-}
-
-/** Parses a whole tar held in memory (small archives: image skeletons). */
-export function parseTar(buf: Buffer): TarEntry[] {
-  return scanTar((p, n) => buf.subarray(p, p + n), buf.length).map((m) => ({
-    path: m.path, type: m.type, mode: m.mode, data: m.type === 'file' ? Buffer.from(buf.subarray(m.offset, m.offset + m.size)) : Buffer.alloc(0),
-  }));
 }
 
 /** The header's checksum field against the sum of its bytes (the field itself counted as spaces). */

@@ -2,11 +2,10 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeTree } from './fd-walk.ts';
-import { ensureChain, seedInto } from './home-fs.ts';
+import { ensureChain } from './home-fs.ts';
 import type { Logger } from '../log.ts';
 import { WorkspaceVolumes } from './volume-set.ts';
 import type { DiskUsage } from '../model/sandbox.ts';
-import { parseTar } from './tar.ts';
 
 /** The host uid/gid that owns workspaces: SANDBOXD_SANDBOX_UID/GID, set once per thread by setSandboxOwner. */
 export let SANDBOX_UID = 61000;
@@ -54,18 +53,6 @@ export class Workspaces {
   /** Used and allowed MiB of the home; null while it is a plain directory (not yet converted) or unmounted. */
   diskUsage(sandboxId: string): Promise<DiskUsage | null> {
     return this.volumes.usage(sandboxId);
-  }
-
-  /** Copies an image's skeleton (a tar whose first path component is the directory itself) into a new home. */
-  async seed(sandboxId: string, archive: Buffer): Promise<number> {
-    const planned = [];
-    for (const entry of parseTar(archive)) {
-      const parts = entry.path.split('/').slice(1).filter((p) => p !== '' && p !== '.');
-      // Skeletons come from our own images, but an image is still input: stay inside the home.
-      if (!parts.length || parts.includes('..')) continue;
-      planned.push({ parts, entry });
-    }
-    return seedInto(this.dir(sandboxId), planned, SANDBOX_UID, SANDBOX_GID);
   }
 
   /** Deletes a sandbox's home for good. */

@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/ids.ts';
 import { runtimeFailureOf, RuntimeSetupError, type ExecSession, type Runtime, type RuntimeEvent, type SandboxSpec } from '../../src/runtime/runtime.ts';
 import type { ExecSpec } from '../../src/model/exec.ts';
-import { parseTar } from '../../src/workspaces/tar.ts';
 
 /**
  * One backend under test: a Runtime with an instance of its own (its own label and network), and what a
@@ -222,13 +221,12 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       expect(await ours.runtime.endpoint(id, 3000)).toBeNull();
     });
 
-    it('fails start and exec of a missing sandbox as not_found (not as an unreachable engine), answers no image directory for it, and makes nothing', async () => {
+    it('fails start and exec of a missing sandbox as not_found (not as an unreachable engine), and makes nothing', async () => {
       const missing = newId();
       const started = await ours.runtime.start(missing).then(() => undefined, (err: unknown) => err);
       expect(runtimeFailureOf(started)).toBe('not_found');
       const execed = await ours.runtime.exec(missing, { cmd: ['true'], cwd: '/' }).then(() => undefined, (err: unknown) => err);
       expect(runtimeFailureOf(execed)).toBe('not_found');
-      expect(await ours.runtime.readImageDir(missing, '/etc/skel')).toBeUndefined();
       expect(await ours.runtime.inspect(missing)).toBeUndefined();
       expect((await ours.runtime.list()).some((c) => c.sandboxId === missing)).toBe(false);
     });
@@ -259,23 +257,10 @@ export function runtimeContract(name: string, makeBackend: () => Promise<Runtime
       await ours.runtime.remove(theirs);
       await expect(ours.runtime.start(theirs)).rejects.toThrow();
       await expect(ours.runtime.exec(theirs, { cmd: ['true'], cwd: '/home/sandbox' })).rejects.toThrow();
-      expect(await ours.runtime.readImageDir(theirs, '/etc/skel')).toBeUndefined();
       // A create of that id finds the name taken: refused, and the neighbour's container is not replaced.
       await expect(ours.runtime.create(await ours.spec(theirs))).rejects.toThrow();
       expect((await neighbour.runtime.inspect(theirs))?.running).toBe(true);
       expect(await ours.runtime.inspect(theirs)).toBeUndefined();
-    });
-
-    it('reads a directory of the sandbox\'s image as a tar, and answers undefined for a path the image lacks', async () => {
-      const { id } = await created();
-      const stream = await ours.runtime.readImageDir(id, '/etc/skel');
-      expect(stream).toBeDefined();
-      const chunks: Buffer[] = [];
-      for await (const c of stream!) chunks.push(Buffer.from(c as Buffer));
-      const paths = parseTar(Buffer.concat(chunks)).map((e) => e.path);
-      expect(paths).toContain('skel/.profile');
-      expect(paths).toContain('skel/workspace/app/index.html');
-      expect(await ours.runtime.readImageDir(id, '/no/such/dir')).toBeUndefined();
     });
 
     describe('exec', () => {

@@ -47,7 +47,17 @@ describe('sandbox lifecycle', () => {
       expect([st.uid, st.gid, st.isDirectory()], dir).toEqual([SANDBOX_UID, SANDBOX_UID, true]);
     }
     expect(readFileSync(join(workspace(id), 'workspace/app/index.html'), 'utf8')).toContain('hello from the sandboxed test image');
+    // The sandbox copied its skeleton itself, as its own user: every seeded file is the sandbox user's.
+    for (const file of ['.profile', 'workspace/app/index.html']) expect(statSync(join(workspace(id), file)).uid, file).toBe(SANDBOX_UID);
     expect((await execIn(id, ['id', '-u'])).output.trim()).toBe(String(SANDBOX_UID));
+  });
+
+  it('seeds a home once: a skeleton file the user deleted stays deleted after a stop and a start', async () => {
+    const { id } = (await create()).body;
+    expect((await execIn(id, ['rm', '/home/sandbox/.profile'])).code).toBe(0);
+    expect((await d.api('POST', `/v1/sandboxes/${id}/stop`)).status).toBe(200);
+    expect((await d.api('POST', `/v1/sandboxes/${id}/start`)).body.status).toBe('running');
+    expect((await execIn(id, ['sh', '-c', 'test -e /home/sandbox/.profile && echo back || echo gone'])).output).toBe('gone\n');
   });
 
   it('reflects the sandbox in get and list, with preview URLs and live container state', async () => {

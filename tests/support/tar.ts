@@ -1,4 +1,19 @@
-import { pad, TAR_END, tarHeader } from '../../src/workspaces/tar.ts';
+import { pad, scanTar, TAR_END, tarHeader, type TarMember } from '../../src/workspaces/tar.ts';
+
+/** One entry of a tar read whole: regular files carry their data. */
+export interface TarEntry {
+  path: string;
+  type: TarMember['type'];
+  mode: number;
+  data: Buffer;
+}
+
+/** Reads a whole tar held in memory through the daemon's own reader (archives the daemon wrote, in tests). */
+export function parseTar(buf: Buffer): TarEntry[] {
+  return scanTar((p, n) => buf.subarray(p, p + n), buf.length).map((m) => ({
+    path: m.path, type: m.type, mode: m.mode, data: m.type === 'file' ? Buffer.from(buf.subarray(m.offset, m.offset + m.size)) : Buffer.alloc(0),
+  }));
+}
 
 /** A tar of regular files (with data) and directories (paths ending in /), written by the daemon's own tar writer. */
 export function tarOf(entries: { name: string; data?: Buffer }[]): Buffer {

@@ -2,9 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from '../../src/errors.ts';
 import { newId } from '../../src/ids.ts';
-import { parseTar } from '../../src/workspaces/tar.ts';
 import type { WorkspaceStore } from '../../src/workspaces/workspace-store.ts';
-import { tarOf, ustarOf } from '../support/tar.ts';
+import { parseTar, tarOf, ustarOf } from '../support/tar.ts';
 
 /**
  * One WorkspaceStore backend under test, with what a sandbox can do to its own home from inside (outside the

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { pad, parseTar, scanTar, TAR_END, tarHeader } from '../../src/workspaces/tar.ts';
-import { tarOf, ustarOf } from '../support/tar.ts';
+import { pad, scanTar, TAR_END, tarHeader } from '../../src/workspaces/tar.ts';
+import { parseTar, tarOf, ustarOf } from '../support/tar.ts';
 
 const MTIME = 1_700_000_000_000;
 /** A tar from the daemon's own writer: headers, data, padding, the end blocks. */
