@@ -78,7 +78,7 @@ export interface Config {
   minFreeMb: number;
   workerThreads: number;
   /** Caps on what clients can hold open (src/pool.ts, src/exec/sessions.ts, src/auth/failures.ts). */
-  caps: { execPerThread: number; execQueueMax: number; execQueueWaitS: number; sessionsPerSandbox: number; sessionsPerTenant: number; authFailuresPerMin: number; authTrackedAddresses: number };
+  caps: { execPerThread: number; execQueueMax: number; execQueueWaitS: number; execOutputMbPerS: number; sessionsPerSandbox: number; sessionsPerTenant: number; authFailuresPerMin: number; authTrackedAddresses: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -237,6 +237,7 @@ export function loadConfig(env: Env): Config {
       execPerThread: p.int('SANDBOXD_EXEC_PER_THREAD', 64, 1, 1024),
       execQueueMax: p.int('SANDBOXD_EXEC_QUEUE_MAX', 64, 0, 100_000),
       execQueueWaitS: p.int('SANDBOXD_EXEC_QUEUE_WAIT_S', 30, 1, 3600),
+      execOutputMbPerS: p.int('SANDBOXD_EXEC_OUTPUT_MB_PER_S', 4, 0, 100_000),
       sessionsPerSandbox: p.int('SANDBOXD_SESSIONS_PER_SANDBOX', 32, 1, 10_000),
       sessionsPerTenant: p.int('SANDBOXD_SESSIONS_PER_TENANT', 128, 1, 100_000),
       authFailuresPerMin: p.int('SANDBOXD_AUTH_FAILURES_PER_MIN', 30, 1, 1_000_000),

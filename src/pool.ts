@@ -4,6 +4,7 @@ import { workerConfig, type Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { ExecHandle } from './exec/handle.ts';
+import { OutputPacer } from './exec/pacing.ts';
 import { QUEUE_EXPIRED, type ExecResult, type ExecTask } from './exec/protocol.ts';
 import type { Metrics } from './metrics.ts';
 import type { Admission } from './sandboxes/admission.ts';
@@ -29,6 +30,8 @@ export class WorkerPool {
   readonly execCapacity: number;
   private execLimit: number;
   private timers: NodeJS.Timeout[] = [];
+  /** The pace of each sandbox's streamed output, all its commands together. */
+  private pacer: OutputPacer;
 
   private config: Config;
   /** What every job is sent as its config: no token secrets (see workerConfig). */
@@ -39,6 +42,7 @@ export class WorkerPool {
   constructor(config: Config, log: Logger, metrics?: Metrics) {
     this.config = config;
     this.jobConfig = workerConfig(config);
+    this.pacer = new OutputPacer(config.caps.execOutputMbPerS * 1024 * 1024);
     this.log = log;
     this.metrics = metrics;
     // Every worker task waits on I/O (engine sockets, SQLite), so one thread carries many at once. piscina
@@ -78,7 +82,8 @@ export class WorkerPool {
     const outcome = result.catch((err: unknown) => {
       throw err instanceof Error && err.message.includes(QUEUE_EXPIRED) ? this.queueExpired() : err;
     });
-    if (!queued) return new ExecHandle(port1, outcome);
+    const pace = (bytes: number, credit: () => void) => this.pacer.spend(task.sandboxId, bytes, credit);
+    if (!queued) return new ExecHandle(port1, outcome, pace);
     // Queued behind commands that may run for hours (README execs outlive their clients): the client is
     // answered 429 once the wait is over, and the worker refuses the command if it gets to it after that.
     let picked = false;
@@ -88,7 +93,7 @@ export class WorkerPool {
       timer.unref();
       result.finally(() => clearTimeout(timer)).catch(() => undefined);
     });
-    return new ExecHandle(port1, Promise.race([outcome, expired]));
+    return new ExecHandle(port1, Promise.race([outcome, expired]), pace);
   }
 
   private queueExpired(): AppError {

@@ -10,6 +10,13 @@ import { workerContext } from './context.ts';
 const KILL_GRACE_MS = 2000;
 /** Output is gathered this long (or up to COALESCE_BYTES) into one message: fewer, larger hand-offs to the main thread. */
 const COALESCE_MS = 10;
+/**
+ * A command that kept printing (its last message went out less than BUSY_GAP_MS ago) is gathered this long
+ * instead: every message costs the main thread a socket write, and fifty floods at 10 ms each would keep it
+ * busy enough to delay every other request; output after a quiet spell (a keystroke's echo) still leaves at once.
+ */
+const BUSY_COALESCE_MS = 50;
+const BUSY_GAP_MS = 100;
 const COALESCE_BYTES = 64 * 1024;
 /** Bytes handed to the main thread but not yet taken by the client's socket; above this the command is paused. */
 const MAX_INFLIGHT = 1 << 20;
@@ -42,6 +49,7 @@ class OutputRelay {
   private timer: NodeJS.Timeout | undefined;
   private inflight = 0;
   private paused = false;
+  private lastFlush = 0;
   relaying = true;
 
   constructor(encoder: OutputEncoder, port: MessagePort, session: ExecSession) {
@@ -58,7 +66,7 @@ class OutputRelay {
     this.pending.chunks.push(chunk);
     this.pending.size += chunk.length;
     if (this.pending.size >= COALESCE_BYTES) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), COALESCE_MS);
+    else this.timer ??= setTimeout(() => this.flush(), Date.now() - this.lastFlush < BUSY_GAP_MS ? BUSY_COALESCE_MS : COALESCE_MS);
   }
 
   flush(): void {
@@ -67,6 +75,7 @@ class OutputRelay {
     const p = this.pending;
     this.pending = undefined;
     if (!p || !this.relaying) return;
+    this.lastFlush = Date.now();
     const data = this.encoder.encode(p.stream, Buffer.concat(p.chunks, p.size));
     if (data) this.post(data);
   }
@@ -94,8 +103,9 @@ class OutputRelay {
 
   private post(buf: Buffer): void {
     const data = new Uint8Array(buf);
-    this.port.postMessage({ t: 'out', data } satisfies ExecEvent, [data.buffer as ArrayBuffer]);
+    // Counted before the post: transferring the buffer detaches it here, and its length reads 0 after.
     this.inflight += data.length;
+    this.port.postMessage({ t: 'out', data } satisfies ExecEvent, [data.buffer as ArrayBuffer]);
     if (!this.paused && this.inflight > MAX_INFLIGHT) {
       this.paused = true;
       this.session.pause();

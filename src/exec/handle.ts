@@ -18,8 +18,12 @@ export class ExecHandle {
   private stdinFull = false;
   private drainListener: () => void = () => undefined;
 
-  constructor(port: MessagePort, outcome: Promise<ExecResult>) {
+  /** Hands credit back when the sandbox's output pace allows (OutputPacer); at once without one. */
+  private pace: (bytes: number, credit: () => void) => void;
+
+  constructor(port: MessagePort, outcome: Promise<ExecResult>, pace: (bytes: number, credit: () => void) => void = (_bytes, credit) => credit()) {
     this.port = port;
+    this.pace = pace;
     let markDrained: () => void = () => undefined;
     const drained = new Promise<void>((resolve) => (markDrained = resolve));
     port.once('close', () => markDrained());
@@ -66,9 +70,9 @@ export class ExecHandle {
     }
   }
 
-  /** Returns flow-control credit to the worker. */
+  /** Returns flow-control credit to the worker, at the sandbox's output pace. */
   ack(bytes: number): void {
-    this.send({ t: 'ack', bytes });
+    this.pace(bytes, () => this.send({ t: 'ack', bytes }));
   }
 
   /** The client is gone: stop relaying output (so a paused command can drain and end), then signal it if asked. */

@@ -75,8 +75,6 @@ export class EventFeed {
   private held: TaskEvent[] = [];
   /** Live events were dropped (the client was behind, or too many came): the next ones come from the store. */
   private behind = false;
-  /** Waiting for the client's socket to drain: live events are not held meanwhile (the store has them). */
-  private draining = false;
   private closed = false;
   /** Resolves the wait for new events (a live one came, or the stream stopped). */
   private wake: (() => void) | undefined;
@@ -101,7 +99,9 @@ export class EventFeed {
   /** A live event (already committed to the store). */
   live(e: TaskEvent): void {
     if (this.closed || e.seq <= this.last) return;
-    if (this.draining || this.held.length >= HELD_MAX) {
+    // Held while the socket drains too (a brief back-up is common under load): reading them back from the
+    // store would cost the main thread a query per page; past HELD_MAX they are dropped and read back instead.
+    if (this.held.length >= HELD_MAX) {
       this.held = [];
       this.behind = true;
     } else if (!this.behind) {
@@ -158,9 +158,7 @@ export class EventFeed {
         return false;
       }
       if (!room) {
-        this.draining = true;
         await Promise.race([this.sink.drained(), this.stopped]);
-        this.draining = false;
       }
     }
     return !this.closed;

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { openWebSocket } from '../support/ws.ts';
@@ -164,6 +166,29 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
 
   it('holds back a terminal client flooding input into a program that never reads it', () =>
     floodSession('terminal', Buffer.from('stty raw -echo; exec sleep 600\n'), Buffer.alloc(512 << 10, 0x61)), 90_000);
+
+  it('holds back a command flooding output at an SSE client that never reads: the daemon grows little, and output flows once the client reads', async () => {
+    const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const sock = createConnection({ host: '127.0.0.1', port: d.port });
+    await once(sock, 'connect');
+    sock.pause(); // never read: the kernel's buffers fill, then the daemon's
+    const body = JSON.stringify({ cmd: ['sh', '-c', 'cat /dev/zero | tr "\\0" a'], timeout_s: 120 });
+    sock.write(`POST /v1/sandboxes/${id}/exec HTTP/1.1\r\nhost: 127.0.0.1:${d.port}\r\naccept: text/event-stream\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const flooding = async () => /tr \\0 a|tr .* a/m.test((await execIn(id, ['ps', '-o', 'args'])).output);
+    expect(await eventually(flooding, 10_000, 100)).toBe(true);
+    const before = rssOf(d.proc.pid!);
+    await new Promise((r) => setTimeout(r, 6000));
+    const grew = rssOf(d.proc.pid!) - before;
+    console.log('output flood at a client that does not read', { grew });
+    // Without back-pressure the daemon takes the command's output as fast as it comes (tens of MB/s) and holds it.
+    expect(grew).toBeLessThan(64 << 20);
+    let got = 0;
+    sock.on('data', (c: Buffer) => (got += c.length));
+    sock.resume();
+    expect(await eventually(async () => got > 4 << 20, 10_000, 100)).toBe(true);
+    sock.destroy();
+    expect(await eventually(async () => (await execSessions(d)) === 0, 30_000, 500)).toBe(true);
+  }, 90_000);
 
   it('refuses a session past the per-sandbox cap with 429 naming the cap, counting background processes while they run', async () => {
     // Sessions of the previous tests end with their sockets; wait until their slots are back.
