@@ -191,7 +191,7 @@ export class DockerRuntime implements Runtime {
         PidsLimit: spec.pids,
         NanoCpus: Math.round(spec.cpus * 1e9),
         Ulimits: [{ Name: 'nofile', Soft: this.opts.nofile, Hard: this.opts.nofile }],
-        Binds: [`${spec.workspaceDir}:/home/sandbox`],
+        Binds: [`${spec.workspace.path}:/home/sandbox`],
         NetworkMode: spec.egress === 'none' ? await this.ensureNoneNetwork() : this.opts.network,
         RestartPolicy: { Name: 'no' },
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },

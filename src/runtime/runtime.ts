@@ -1,5 +1,6 @@
 import type { ExecSignal, ExecSpec } from '../model/exec.ts';
 import type { LiveState } from '../model/sandbox.ts';
+import type { WorkspaceMount } from '../model/workspace.ts';
 
 /** What the lifecycle needs to create one sandbox container. */
 export interface SandboxSpec {
@@ -8,7 +9,8 @@ export interface SandboxSpec {
   env: Record<string, string>;
   /** Preview ports: the first is the dev server's (PORT), all of them are in SANDBOXED_PORTS. */
   ports: number[];
-  workspaceDir: string;
+  /** The sandbox's home, as its workspace store hands it over. */
+  workspace: WorkspaceMount;
   memoryMb: number;
   cpus: number;
   pids: number;

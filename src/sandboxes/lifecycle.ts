@@ -278,7 +278,7 @@ export class Lifecycle {
 
   private specOf(rec: SandboxRecord): SandboxSpec {
     return {
-      sandboxId: rec.id, image: rec.image, env: rec.env, ports: rec.ports, workspaceDir: this.workspaces.dir(rec.id),
+      sandboxId: rec.id, image: rec.image, env: rec.env, ports: rec.ports, workspace: this.workspaces.mountOf(rec.id),
       memoryMb: rec.memoryMb, cpus: rec.cpus, pids: rec.pids, egress: rec.egress,
     };
   }

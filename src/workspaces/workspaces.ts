@@ -5,6 +5,7 @@ import { removeTree } from './fd-walk.ts';
 import { ensureChain } from './home-fs.ts';
 import type { Logger } from '../log.ts';
 import { WorkspaceVolumes } from './volume-set.ts';
+import type { WorkspaceMount } from '../model/workspace.ts';
 import type { DiskUsage } from '../model/sandbox.ts';
 
 /** The host uid/gid that owns workspaces: SANDBOXD_SANDBOX_UID/GID, set once per thread by setSandboxOwner. */
@@ -31,6 +32,11 @@ export class Workspaces {
   /** Host path of a sandbox's home (mounted at /home/sandbox). */
   dir(sandboxId: string): string {
     return join(this.root, sandboxId);
+  }
+
+  /** What the runtime mounts as the sandbox's home: its directory on this host. */
+  mountOf(sandboxId: string): WorkspaceMount {
+    return { kind: 'host-dir', path: this.dir(sandboxId) };
   }
 
   exists(sandboxId: string): boolean {

@@ -30,7 +30,7 @@ async function dockerBackend(): Promise<RuntimeBackend> {
       const home = join(dataDir, 'workspaces', sandboxId);
       mkdirSync(join(home, 'workspace', 'app'), { recursive: true });
       for (const dir of [home, join(home, 'workspace'), join(home, 'workspace', 'app')]) chownSync(dir, config.sandboxUid, config.sandboxGid);
-      return { sandboxId, image: TEST_IMAGE, env: {}, ports: [3000], workspaceDir: home, memoryMb: 128, cpus: 0.5, pids: 256 };
+      return { sandboxId, image: TEST_IMAGE, env: {}, ports: [3000], workspace: { kind: 'host-dir', path: home }, memoryMb: 128, cpus: 0.5, pids: 256 };
     },
     unreachable: () => new DockerRuntime({
       socketPath: join(dataDir, 'no-engine.sock'), instance: config.instance, ...config.runtime.docker,
