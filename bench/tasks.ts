@@ -151,7 +151,7 @@ export async function benchTasks(opts: { tasks: number; lines: number; everyMs: 
       ],
       notes: [
         `${opts.tasks} tasks per round, each an agent printing ${opts.lines} stream-json lines ${opts.everyMs} ms apart (a stand-in for the \`claude\` CLI on the sandbox's PATH: the real CLIs wait on the model); ${quiet.ours.length} + ${loud.ours.length} events timed through the API, ${quiet.raw.length} + ${loud.raw.length} lines through the raw readers; rounds took ${(quiet.wall / 1000).toFixed(1)} s and ${(loud.wall / 1000).toFixed(1)} s.`,
-        `Second round: ${opts.streams} \`curl -N\` processes read SSE execs printing as fast as they can (${(relayed / 1e6).toFixed(0)} MB relayed).`,
+        `Second round: ${opts.streams} \`curl -N\` processes read SSE execs printing as fast as they can, in one sandbox at the default output pace of 4 MiB/s (${(relayed / 1e6).toFixed(0)} MB relayed; the Exec section shows /healthz with no pace).`,
         'Each event is committed to SQLite before it is sent; the path is agent → file → `tail -f` in a Docker exec → worker thread → SQLite → main thread → SSE.',
         '/healthz is sampled back to back from a separate process, 3 s idle and for the length of each round.',
       ],
