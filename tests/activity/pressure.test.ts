@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, eventually, startDaemon, type Daemon } from '../support/daemon.ts';
 
 describe('memory pressure', () => {
   let d: Daemon;
@@ -20,7 +20,7 @@ describe('memory pressure', () => {
 
   it('stops the least recently active sandbox first, then refuses creates and wakes with 503 + Retry-After until memory recovers past the resume level', async () => {
     const [oldest, middle, newest] = [
-      (await d.api('POST', '/v1/sandboxes', {})).body.id, (await d.api('POST', '/v1/sandboxes', {})).body.id, (await d.api('POST', '/v1/sandboxes', {})).body.id,
+      await createSandbox(d), await createSandbox(d), await createSandbox(d),
     ];
     const pinned = (await d.api('POST', '/v1/sandboxes', { idle_policy: 'always_on' })).body.id;
     for (const id of [middle, newest]) await d.api('POST', `/v1/sandboxes/${id}/exec`, { cmd: ['true'] });

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, startDaemon, type Daemon } from '../support/daemon.ts';
 import { tarOf } from '../support/tar.ts';
 
 const run = promisify(execFile);
@@ -18,7 +18,7 @@ describe('archive transfers are bounded', () => {
 
   beforeAll(async () => {
     d = await startDaemon({ env: { SANDBOXD_SESSIONS_PER_SANDBOX: '2' } });
-    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    id = await createSandbox(d);
   });
   afterAll(() => d?.cleanup());
 

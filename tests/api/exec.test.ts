@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, eventually, execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
 
 /** The process table inside a sandbox, as `ps` shows it. */
 async function processes(id: string): Promise<string> {
@@ -31,7 +31,7 @@ describe('exec', () => {
 
   beforeAll(async () => {
     d = await startDaemon();
-    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    id = await createSandbox(d);
   });
   afterAll(() => d?.cleanup());
 

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ustarOf } from '../support/tar.ts';
-import { execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 
@@ -31,8 +31,8 @@ describe('files API', () => {
 
   beforeAll(async () => {
     d = await startDaemon({ env: { SANDBOXD_FILE_READ_MAX_BYTES: '65536', SANDBOXD_FILE_WRITE_MAX_BYTES: '131072' } });
-    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
-    other = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    id = await createSandbox(d);
+    other = await createSandbox(d);
     otherWs = join(d.dataDir, 'workspaces', other);
     writeFileSync(join(d.dataDir, 'sentinel'), 'untouched');
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
 
 describe('background processes (detach)', () => {
   let d: Daemon;
@@ -7,7 +7,7 @@ describe('background processes (detach)', () => {
 
   beforeAll(async () => {
     d = await startDaemon();
-    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    id = await createSandbox(d);
   });
   afterAll(() => d?.cleanup());
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
 
 /** Opens a WebSocket and resolves once it is open (rejects with the HTTP status if refused). */
 function connect(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
@@ -37,7 +37,7 @@ describe('terminal and exec over WebSocket', () => {
 
   beforeAll(async () => {
     d = await startDaemon();
-    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    id = await createSandbox(d);
     wsBase = d.url.replace('http', 'ws');
   });
   afterAll(() => d?.cleanup());

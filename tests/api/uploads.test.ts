@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, startDaemon, type Daemon } from '../support/daemon.ts';
 import { tarOf } from '../support/tar.ts';
 
 const MiB = 1 << 20;
@@ -25,7 +25,7 @@ describe('large uploads stream to disk, never into memory', () => {
 
   beforeAll(async () => {
     d = await startDaemon({ env: { SANDBOXD_FILE_WRITE_MAX_BYTES: String(512 * MiB), SANDBOXD_FILE_JSON_MAX_BYTES: String(MiB) } });
-    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    id = await createSandbox(d);
   });
   afterAll(() => d?.cleanup());
 

@@ -1,6 +1,6 @@
 import { request, type ClientRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
 
 const SLOW_CGI = '#!/bin/sh\nsleep 30\nprintf "Content-Type: text/plain\\r\\n\\r\\nslow\\n"\n';
 
@@ -10,7 +10,7 @@ describe('preview gateway upstream limit', () => {
   afterAll(() => d?.cleanup());
 
   it('answers 503 with Retry-After to a request that waits too long behind 64 open ones to the same port, and serves others again once they end', async () => {
-    const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const id = await createSandbox(d);
     await d.api('PUT', `/v1/sandboxes/${id}/files`, { path: 'cgi-bin/slow', content: SLOW_CGI });
     await execIn(id, ['chmod', '755', '/home/sandbox/workspace/app/cgi-bin/slow']);
     const host = `s-${id.toLowerCase()}-3000.preview.localhost`;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, eventually, startDaemon, type Daemon } from '../support/daemon.ts';
 
 describe('R7 abuse inside one sandbox', () => {
   let d: Daemon;
@@ -7,8 +7,8 @@ describe('R7 abuse inside one sandbox', () => {
   afterAll(() => d?.cleanup());
 
   it('a fork bomb, a memory hog and a /tmp filler in one sandbox leave another serving its preview and the API answering', async () => {
-    const abuser = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
-    const victim = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const abuser = await createSandbox(d);
+    const victim = await createSandbox(d);
     const host = `s-${victim.toLowerCase()}-3000.preview.localhost`;
     // The app in a new sandbox takes a moment to listen.
     expect(await eventually(async () => (await d.gateway(host, '/')).status === 200)).toBe(true);

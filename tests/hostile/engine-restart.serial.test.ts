@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inconsistencies } from '../support/consistency.ts';
-import { docker, ROOT, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, docker, ROOT, startDaemon, type Daemon } from '../support/daemon.ts';
 
 const run = promisify(execFile);
 
@@ -28,8 +28,8 @@ describe('R2 engine restart', () => {
   });
 
   it('keeps serving while dockerd is down (readyz says so), and every row matches reality within 30 s of its return', async () => {
-    const running = await Promise.all([0, 1].map(async () => (await d.api('POST', '/v1/sandboxes', {})).body.id as string));
-    const stopped = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const running = await Promise.all([0, 1].map(async () => await createSandbox(d)));
+    const stopped = await createSandbox(d);
     await d.api('POST', `/v1/sandboxes/${stopped}/stop`);
 
     // This machine runs dockerd under no service manager (scripts/ensure-docker.sh): stop it with a signal.

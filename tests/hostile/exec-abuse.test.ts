@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWebSocket } from '../support/ws.ts';
 import { ByteBudget } from '../../src/tasks/feed.ts';
-import { eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
 
 /** Commands the daemon's exec pool carries now (running or queued), from /metrics. */
 async function execSessions(d: Daemon): Promise<number> {
@@ -24,7 +24,7 @@ describe('exec abuse: control routes, control frames and task streams are bounde
   });
 
   it('process log reads take a session slot (429 past the tenant cap), refuse a FIFO log at once and stream a 10 MiB tail whole', async () => {
-    const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const id = await createSandbox(d);
     const bg = await d.api('POST', `/v1/sandboxes/${id}/exec`, { cmd: ['sh', '-c', 'head -c 10485760 /dev/zero | tr "\\0" a; sleep 600'], detach: true });
     expect(bg.status).toBe(202);
     const pid = bg.body.pid as number;
@@ -63,7 +63,7 @@ describe('exec abuse: control routes, control frames and task streams are bounde
   }, 120_000);
 
   it('a flood of signal frames then a close ends the command at once: the hang-up and kill jump the queue', async () => {
-    const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const id = await createSandbox(d);
     const { ws } = await openWebSocket(`${wsBase}/v1/sandboxes/${id}/exec/ws`);
     // The command ignores USR1 (inherited by sleep), so every frame is a signal to deliver, and none ends it.
     ws!.send(JSON.stringify({ cmd: ['sh', '-c', "trap '' USR1; echo ready; exec sleep 600"] }));
@@ -84,7 +84,7 @@ describe('exec abuse: control routes, control frames and task streams are bounde
   }, 60_000);
 
   it('a task event stream takes a session slot: refused 429 once the sandbox and tenant caps are full', async () => {
-    const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const id = await createSandbox(d);
     // The test image has no agent: the task ends failed at once, but it exists and has events to stream.
     const task = await d.api('POST', `/v1/sandboxes/${id}/tasks`, { prompt: 'hi', agent: 'claude' });
     expect(task.status).toBe(202);

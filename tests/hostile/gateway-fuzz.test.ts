@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, startDaemon, type Daemon } from '../support/daemon.ts';
 import { fuzzListener } from '../support/fuzz-listener.ts';
 import { maliciousRequests, type Outcome } from '../support/http-fuzz.ts';
 import { prng } from '../support/prng.ts';
@@ -19,7 +19,7 @@ describe('gateway raw-socket fuzzing', () => {
   beforeAll(async () => {
     // Short cut-offs so that slow and stalled clients are closed within the test's time.
     d = await startDaemon({ env: { SANDBOXD_GATEWAY_HEADERS_TIMEOUT_S: '2', SANDBOXD_GATEWAY_REQUEST_TIMEOUT_S: '3', SANDBOXD_GATEWAY_KEEPALIVE_TIMEOUT_S: '1' } });
-    pub = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    pub = await createSandbox(d);
     priv = (await d.api('POST', '/v1/sandboxes', { visibility: 'private' })).body.id;
   });
   afterAll(() => d?.cleanup());

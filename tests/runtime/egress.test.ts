@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEgressAllow } from '../../src/config-egress.ts';
 import { egressNames } from '../../src/runtime/egress.ts';
-import { Daemon, docker, eventually, execIn, startDaemon, TEST_IMAGE } from '../support/daemon.ts';
+import { createSandbox, Daemon, docker, eventually, execIn, startDaemon, TEST_IMAGE } from '../support/daemon.ts';
 import { FAKE_METADATA, FakeLan } from '../support/fake-lan.ts';
 
 const run = promisify(execFile);
@@ -41,7 +41,7 @@ describe('egress policy', () => {
       [lan.ula, 80, 'ula'],
     ]);
     d = await startDaemon({ env: { SANDBOXD_EGRESS_ALLOW: `${lan.lan}/32:5432,[${lan.ula}]/128:80`, SANDBOXD_RECONCILE_INTERVAL_S: String(INTERVAL_S) } });
-    internet = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    internet = await createSandbox(d);
     const created = await d.api('POST', '/v1/sandboxes', { network: { egress: 'none' } });
     expect(created.status).toBe(201);
     none = created.body.id;

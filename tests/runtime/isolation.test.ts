@@ -1,6 +1,6 @@
 import { connect, createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker, execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, docker, execIn, SANDBOX_UID, startDaemon, type Daemon } from '../support/daemon.ts';
 
 describe('sandbox isolation', () => {
   let d: Daemon;
@@ -13,8 +13,8 @@ describe('sandbox isolation', () => {
 
   beforeAll(async () => {
     d = await startDaemon();
-    a = (await d.api('POST', '/v1/sandboxes', {})).body.id;
-    b = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    a = await createSandbox(d);
+    b = await createSandbox(d);
     bIp = (await d.api('GET', `/v1/sandboxes/${b}`)).body.container.ip;
     gateway = (await docker.getNetwork(d.network).inspect()).IPAM.Config[0].Gateway as string;
     // A service on every address of the host, as sshd or a database would be.

@@ -1,7 +1,7 @@
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectConsistent } from '../support/consistency.ts';
-import { Daemon, docker, eventually, startDaemon, TEST_IMAGE } from '../support/daemon.ts';
+import { createSandbox, Daemon, docker, eventually, startDaemon, TEST_IMAGE } from '../support/daemon.ts';
 
 describe('reconciliation', () => {
   let d: Daemon;
@@ -54,7 +54,7 @@ describe('reconciliation', () => {
 
   it('leaves a consistent state after kill -9 in the middle of creates, deletes and purges', async () => {
     for (const delay of [5, 40, 120, 250]) {
-      const victims = await Promise.all([0, 1].map(async () => (await d.api('POST', '/v1/sandboxes', {})).body.id as string));
+      const victims = await Promise.all([0, 1].map(async () => await createSandbox(d)));
       const inFlight = [
         fetch(`${d.url}/v1/sandboxes`, { method: 'POST', body: '{}' }).catch(() => undefined),
         fetch(`${d.url}/v1/sandboxes/${victims[0]}`, { method: 'DELETE' }).catch(() => undefined),

@@ -215,6 +215,16 @@ export async function eventually<T>(fn: () => Promise<T>, ms = 5000, everyMs = 1
   return last;
 }
 
+/**
+ * Creates a sandbox and answers its id. Throws with the daemon's answer unless it is 201, so a test fails at
+ * the create that went wrong, not later on an undefined id.
+ */
+export async function createSandbox(d: Daemon, body: Record<string, unknown> = {}): Promise<string> {
+  const r = await d.api<{ id?: unknown }>('POST', '/v1/sandboxes', body);
+  if (r.status !== 201 || typeof r.body?.id !== 'string') throw new Error(`creating a sandbox answered ${r.status}: ${r.text.slice(0, 500)}`);
+  return r.body.id;
+}
+
 /** Runs a command inside a sandbox's container as the sandbox user, answering exit code and output. */
 export async function execIn(sandboxId: string, cmd: string[]): Promise<{ code: number; output: string }> {
   const exec = await docker.getContainer(`s-${sandboxId}`).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker, execIn, startDaemon, TEST_IMAGE, type Daemon } from '../support/daemon.ts';
+import { createSandbox, docker, execIn, startDaemon, TEST_IMAGE, type Daemon } from '../support/daemon.ts';
 import { fingerprint, makeCanary, type Canary } from './plant.ts';
 
 /**
@@ -39,8 +39,8 @@ describe('recursive deletes against a tree that changes under them', () => {
 
   beforeAll(async () => {
     d = await startDaemon();
-    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
-    other = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    id = await createSandbox(d);
+    other = await createSandbox(d);
     expect((await d.api('PUT', `/v1/sandboxes/${other}/files`, { path: 'keep/data.txt', content: 'other tenant' })).status).toBe(200);
     canary = makeCanary(d.dataDir);
   });

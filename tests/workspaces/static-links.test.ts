@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
 import { defaultLimits, removeTree } from '../../src/workspaces/fd-walk.ts';
 import { SANDBOX_UID, Workspaces } from '../../src/workspaces/workspaces.ts';
-import { startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, startDaemon, type Daemon } from '../support/daemon.ts';
 import { ustarOf as tarOf } from '../support/tar.ts';
 import { fingerprint, makeCanary, plantHostile, PLANTED, tarNames, type Canary } from './plant.ts';
 
@@ -87,7 +87,7 @@ describe('files API on planted links, hard links, FIFOs, sockets and devices at 
 
   beforeAll(async () => {
     d = await startDaemon();
-    id = (await d.api('POST', '/v1/sandboxes', {})).body.id;
+    id = await createSandbox(d);
     expect((await d.api('POST', `/v1/sandboxes/${id}/stop`)).body.status).toBe('stopped');
     canary = makeCanary(d.dataDir);
     // Hard links can only reach files on the workspace's own filesystem: root-owned ones outside the tree worked on.
