@@ -11,12 +11,14 @@ const KILL_GRACE_MS = 2000;
 /** Output is gathered this long (or up to COALESCE_BYTES) into one message: fewer, larger hand-offs to the main thread. */
 const COALESCE_MS = 10;
 /**
- * A command that kept printing (its last message went out less than BUSY_GAP_MS ago) is gathered this long
- * instead: every message costs the main thread a socket write, and fifty floods at 10 ms each would keep it
- * busy enough to delay every other request; output after a quiet spell (a keystroke's echo) still leaves at once.
+ * A command that keeps printing much (its last message carried at least BUSY_BYTES, less than BUSY_GAP_MS
+ * ago) is gathered this long instead: every message costs the main thread a socket write, and fifty floods
+ * at 10 ms each would keep it busy enough to delay every other request. A terminal's echo and prompt
+ * (a few bytes a message) still leave after 10 ms.
  */
 const BUSY_COALESCE_MS = 50;
 const BUSY_GAP_MS = 100;
+const BUSY_BYTES = 4096;
 const COALESCE_BYTES = 64 * 1024;
 /** Bytes handed to the main thread but not yet taken by the client's socket; above this the command is paused. */
 const MAX_INFLIGHT = 1 << 20;
@@ -45,11 +47,13 @@ class OutputRelay {
   private encoder: OutputEncoder;
   private port: MessagePort;
   private session: ExecSession;
-  private pending: { stream: 'stdout' | 'stderr'; chunks: Buffer[]; size: number } | undefined;
+  /** Output gathered for the next message, both streams in the order it came. */
+  private pending: { pieces: [stream: 'stdout' | 'stderr', chunk: Buffer][]; size: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inflight = 0;
   private paused = false;
-  private lastFlush = 0;
+  /** When the last message went out and how many bytes of output it carried: is the command busy? */
+  private last = { at: 0, bytes: 0 };
   relaying = true;
 
   constructor(encoder: OutputEncoder, port: MessagePort, session: ExecSession) {
@@ -60,13 +64,15 @@ class OutputRelay {
 
   push(stream: 'stdout' | 'stderr', chunk: Buffer): void {
     if (!this.relaying) return; // detached: keep draining so the command never blocks on a full pipe
-    // Keep stdout/stderr in order: a switch of stream sends what was gathered first.
-    if (this.pending && this.pending.stream !== stream) this.flush();
-    this.pending ??= { stream, chunks: [], size: 0 };
-    this.pending.chunks.push(chunk);
+    // stdout and stderr share one gathering window, in order: a command alternating them byte by byte costs
+    // the main thread one write per window (SSE, terminal), not one per byte. (WebSocket JSON frames stay one
+    // per run; the pace charges each message at least MIN_CHARGE, see src/exec/handle.ts.)
+    this.pending ??= { pieces: [], size: 0 };
+    this.pending.pieces.push([stream, chunk]);
     this.pending.size += chunk.length;
-    if (this.pending.size >= COALESCE_BYTES) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), Date.now() - this.lastFlush < BUSY_GAP_MS ? BUSY_COALESCE_MS : COALESCE_MS);
+    if (this.pending.size >= COALESCE_BYTES) return this.flush();
+    const busy = Date.now() - this.last.at < BUSY_GAP_MS && this.last.bytes >= BUSY_BYTES;
+    this.timer ??= setTimeout(() => this.flush(), busy ? BUSY_COALESCE_MS : COALESCE_MS);
   }
 
   flush(): void {
@@ -75,9 +81,18 @@ class OutputRelay {
     const p = this.pending;
     this.pending = undefined;
     if (!p || !this.relaying) return;
-    this.lastFlush = Date.now();
-    const data = this.encoder.encode(p.stream, Buffer.concat(p.chunks, p.size));
-    if (data) this.post(data);
+    this.last = { at: Date.now(), bytes: p.size };
+    const encoded: Buffer[] = [];
+    // Runs of one stream are encoded together (one SSE or JSON frame per run, not per chunk).
+    for (let i = 0; i < p.pieces.length;) {
+      const stream = p.pieces[i]![0];
+      const run: Buffer[] = [];
+      for (; i < p.pieces.length && p.pieces[i]![0] === stream; i++) run.push(p.pieces[i]![1]);
+      const data = this.encoder.encode(stream, run.length === 1 ? run[0]! : Buffer.concat(run));
+      if (data) encoded.push(data);
+    }
+    if (this.encoder.joinable && encoded.length > 1) this.post(Buffer.concat(encoded));
+    else for (const data of encoded) this.post(data);
   }
 
   /** Flushes, then what the encoder still holds (the end of the command). */

@@ -18,6 +18,11 @@ export class OutputEncoder {
     this.encoding = encoding;
   }
 
+  /** Whether encoded pieces may be joined into one message: SSE frames and raw bytes are a stream; each JSON frame is a WebSocket message of its own. */
+  get joinable(): boolean {
+    return this.encoding !== 'json';
+  }
+
   encode(stream: 'stdout' | 'stderr', chunk: Buffer): Buffer | undefined {
     if (this.encoding === 'raw') return chunk;
     const frame = this.framers[stream].push(chunk);

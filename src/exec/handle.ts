@@ -6,6 +6,11 @@ import type { ExecControl, ExecEvent, ExecResult } from './protocol.ts';
 const STDIN_HIGH_WATER = 1 << 20;
 /** Reading the client resumes once the unacked stdin is back under this. */
 const STDIN_LOW_WATER = STDIN_HIGH_WATER / 4;
+/**
+ * What one output message costs of the sandbox's pace at least: the main thread's cost is per message (a
+ * socket write) as much as per byte, so a command printing one byte at a time is paced by messages too.
+ */
+const MIN_CHARGE = 4096;
 
 /** The main thread's end of a command running in a worker: output arrives here, control goes back. */
 export class ExecHandle {
@@ -72,7 +77,7 @@ export class ExecHandle {
 
   /** Returns flow-control credit to the worker, at the sandbox's output pace. */
   ack(bytes: number): void {
-    this.pace(bytes, () => this.send({ t: 'ack', bytes }));
+    this.pace(Math.max(bytes, MIN_CHARGE), () => this.send({ t: 'ack', bytes }));
   }
 
   /** The client is gone: stop relaying output (so a paused command can drain and end), then signal it if asked. */

@@ -25,14 +25,8 @@ export class OutputPacer {
     if (this.rate <= 0) return credit();
     let b = this.buckets.get(sandboxId);
     if (!b) this.buckets.set(sandboxId, (b = { tokens: this.burst, at: this.now(), queue: [], timer: undefined }));
-    this.refill(b);
-    if (!b.queue.length && b.tokens >= 0) {
-      b.tokens -= bytes; // may go below zero: a chunk larger than the burst is let through and paid off after
-      credit();
-    } else {
-      b.queue.push({ bytes, credit });
-    }
-    this.schedule(sandboxId, b);
+    b.queue.push({ bytes, credit });
+    this.drain(sandboxId, b);
   }
 
   /** Sandboxes with a bucket (for tests and the pruning check). */
@@ -49,7 +43,8 @@ export class OutputPacer {
   /** Wakes the bucket when its debt is paid (something waits) or when it is full again (then it is forgotten). */
   private schedule(sandboxId: string, b: Bucket): void {
     if (b.timer) clearTimeout(b.timer);
-    const short = b.tokens < 0 ? -b.tokens : this.burst - b.tokens;
+    // drain() leaves something queued only while the bucket is in debt.
+    const short = b.queue.length ? -b.tokens : this.burst - b.tokens;
     const waitMs = Math.max(1, Math.ceil((short / this.rate) * 1000));
     b.timer = setTimeout(() => {
       b.timer = undefined;
@@ -62,7 +57,7 @@ export class OutputPacer {
     this.refill(b);
     while (b.queue.length && b.tokens >= 0) {
       const next = b.queue.shift()!;
-      b.tokens -= next.bytes;
+      b.tokens -= next.bytes; // may go below zero: a chunk larger than the burst is let through and paid off after
       try {
         next.credit();
       } catch {

@@ -30,6 +30,8 @@ export interface DockerRuntimeOptions {
 }
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
+/** How long an exec's wrapper may take to enter its directory and say so; past it the exec fails (and its slot is free again). */
+const EXEC_START_TIMEOUT_MS = 30_000;
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
 /** The Runtime over the Docker Engine API (never the docker CLI). */
 export class DockerRuntime implements Runtime {
@@ -427,9 +429,14 @@ export class DockerRuntime implements Runtime {
       stream.on('close', finish);
       stream.on('error', (err: Error) => (markerRead('started'), settled ? undefined : ((settled = true), reject(err))));
     });
-    if ((await started) === 'bad_cwd') {
+    // The callers' own timers (timeouts, hang-ups) start once this answers: the wait for the marker has its own limit.
+    let startTimer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (startTimer = setTimeout(() => resolve('late'), EXEC_START_TIMEOUT_MS)));
+    const outcome = await Promise.race([started, late]).finally(() => clearTimeout(startTimer));
+    if (outcome !== 'started') {
       done.catch(() => undefined);
       stream.destroy();
+      if (outcome === 'late') throw new Error(`the command did not start within ${EXEC_START_TIMEOUT_MS / 1000} s (the sandbox is frozen or overloaded)`);
       throw new RuntimeError('bad_cwd', `the working directory ${spec.cwd} does not exist in the sandbox or cannot be entered`);
     }
     const signal = async (sig: ExecSignal) => {

@@ -22,7 +22,8 @@ export const EXEC_BAD_CWD = '\x1esandboxd:cwd\x1e';
  */
 export const RECORD_PID_AND_EXEC = [
   `mkdir -p ${EXEC_STATE_DIR} && echo $$ > ${EXEC_STATE_DIR}/"$0" || exit 1`,
-  `cd -- "$1" 2>/dev/null || { printf '${EXEC_BAD_CWD}'; exit 126; }`,
+  // -P: the directory as the kernel resolves it (as the engine's own chdir did), not a path spelled with '..' over links.
+  `cd -P -- "$1" 2>/dev/null || { printf '${EXEC_BAD_CWD}'; exit 126; }`,
   'shift',
   `printf '${EXEC_STARTED}'`,
   'exec "$@"',

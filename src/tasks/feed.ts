@@ -68,7 +68,8 @@ const HELD_MAX = 500;
  * One stream following one task. Events come from the store a page at a time (a replay after
  * `Last-Event-ID`, or catching up after the client fell behind) and, once caught up, from the live events
  * the worker posts; each is sent once, in order, and only while the client's socket has room, so a slow
- * client costs a page of memory, not the task's whole history. A closed stream stops at once.
+ * client costs a page of memory and at most HELD_MAX live events, not the task's whole history. A closed
+ * stream stops at once.
  */
 export class EventFeed {
   private last: number;

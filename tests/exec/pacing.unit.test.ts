@@ -56,6 +56,18 @@ describe('the per-sandbox output pace', () => {
     expect(order).toEqual([0, 1, 2]);
   });
 
+  it('credits at once what comes after the debt is paid, even before the wake-up timer has run', () => {
+    let now = 0;
+    const p = new OutputPacer(1 * MiB, { burst: 64 * 1024, now: () => now });
+    const got: number[] = [];
+    p.spend('a', 128 * 1024, () => got.push(1));
+    p.spend('a', 10, () => got.push(2));
+    expect(got).toEqual([1]);
+    now += 100; // the debt (64 KiB at 1 MiB/s, 62.5 ms) is paid; no timer has fired
+    p.spend('a', 10, () => got.push(3));
+    expect(got).toEqual([1, 2, 3]);
+  });
+
   it('forgets a sandbox once it is quiet and its burst is back, and does nothing at all with pace 0', () => {
     const p = new OutputPacer(4 * MiB, { burst: 1 * MiB, now: Date.now });
     creditedOver(p, 'a', 64 * 1024, 500);

@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { testSandbox } from '../support/sandbox.ts';
 import { openWebSocket } from '../support/ws.ts';
-import { eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
+import { createSandbox, eventually, execIn, startDaemon, type Daemon } from '../support/daemon.ts';
 
 const SLEEP = ['sleep', '600'];
 
@@ -147,7 +148,7 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
    * the daemon takes and grows little, and ends the session once the client is gone while held back.
    */
   const floodSession = async (path: string, start: string | Buffer, chunk: string | Buffer) => {
-    const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const id = await testSandbox(d);
     const { ws } = await openWebSocket(`${wsBase}/v1/sandboxes/${id}/${path}`);
     ws!.send(start);
     // The command is running (and not reading) before the flood starts; looked at from outside the daemon, so no session is taken.
@@ -168,7 +169,7 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
     floodSession('terminal', Buffer.from('stty raw -echo; exec sleep 600\n'), Buffer.alloc(512 << 10, 0x61)), 90_000);
 
   it('holds back a command flooding output at an SSE client that never reads: the daemon grows little, and output flows once the client reads', async () => {
-    const id = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const id = await testSandbox(d);
     const sock = createConnection({ host: '127.0.0.1', port: d.port });
     await once(sock, 'connect');
     sock.pause(); // never read: the kernel's buffers fill, then the daemon's
@@ -192,7 +193,7 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
 
   it('refuses a session past the per-sandbox cap with 429 naming the cap, counting background processes while they run', async () => {
     // Sessions of the previous tests end with their sockets; wait until their slots are back.
-    const a = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const a = await createSandbox(d);
     readmeExec(d, a, aborts);
     const bg = await d.api('POST', `/v1/sandboxes/${a}/exec`, { cmd: SLEEP, detach: true });
     expect(bg.status).toBe(202);
@@ -224,10 +225,10 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
 
   it('refuses a session past the per-tenant cap with 429 naming the cap', async () => {
     // The tenant holds 2 sessions in the previous test's sandbox (README exec, SSE exec); fill 3 more here.
-    const b = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const b = await createSandbox(d);
     expect((await d.api('POST', `/v1/sandboxes/${b}/exec`, { cmd: SLEEP, detach: true })).status).toBe(202);
     expect((await sseExec(d, b, aborts)).status).toBe(200);
-    const c = (await d.api('POST', '/v1/sandboxes', {})).body.id as string;
+    const c = await createSandbox(d);
     expect((await sseExec(d, c, aborts)).status).toBe(200);
     const r = await eventually(async () => {
       const x = await d.api('POST', `/v1/sandboxes/${c}/exec`, { cmd: ['true'] });
