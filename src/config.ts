@@ -202,7 +202,9 @@ export function loadConfig(env: Env): Config {
       maxOutputMb: p.int('SANDBOXD_TASK_MAX_OUTPUT_MB', 1024, 1, 1 << 20),
     },
     reconcileIntervalS: p.int('SANDBOXD_RECONCILE_INTERVAL_S', 30, 1, 3600),
-    creatingStuckS: p.int('SANDBOXD_CREATING_STUCK_S', 300, 10, 86400),
+    // At least 120: a create takes up to a minute copying the home's skeleton (SEED_TIMEOUT_MS) and half a minute starting
+    // an exec; below that, a periodic pass could take a create that is still under way for a stuck one.
+    creatingStuckS: p.int('SANDBOXD_CREATING_STUCK_S', 300, 120, 86400),
     reconcileRemoveOrphans: p.bool('SANDBOXD_RECONCILE_REMOVE_ORPHANS', false),
     maxBodyBytes: p.int('SANDBOXD_MAX_BODY_BYTES', 1 << 20, 1024, 1 << 30),
     limits: {
