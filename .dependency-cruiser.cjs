@@ -3,7 +3,7 @@
 // and everything may use the shared base (errors, log, ids, metrics, config, http, and model: the records
 // and states every layer speaks of). A module imports only
 // from its own layer's folder or from a layer below it; type-only imports count like any other.
-const SHARED = '^src/(errors|log|ids|metrics|boundary|config|config-tokens|config-egress)\\.ts$|^src/(http|model)/';
+const SHARED = '^src/(errors|log|ids|metrics|boundary|deadline|config|config-tokens|config-egress)\\.ts$|^src/(http|model)/';
 const LOWER = '^src/(store|runtime|workspaces)/';
 const SERVICES = '^src/(sandboxes|exec|tasks|files|processes|auth|health)/|^src/pool\\.ts$';
 const TRANSPORT = '^src/(api|gateway)/';

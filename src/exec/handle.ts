@@ -23,10 +23,10 @@ export class ExecHandle {
   private stdinFull = false;
   private drainListener: () => void = () => undefined;
 
-  /** Hands credit back when the sandbox's output pace allows (OutputPacer); at once without one. */
+  /** Hands credit back when the sandbox's output pace allows (OutputPacer). */
   private pace: (bytes: number, credit: () => void) => void;
 
-  constructor(port: MessagePort, outcome: Promise<ExecResult>, pace: (bytes: number, credit: () => void) => void = (_bytes, credit) => credit()) {
+  constructor(port: MessagePort, outcome: Promise<ExecResult>, pace: (bytes: number, credit: () => void) => void) {
     this.port = port;
     this.pace = pace;
     let markDrained: () => void = () => undefined;

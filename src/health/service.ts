@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import { withDeadline } from '../deadline.ts';
 import { errorMessage } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { WorkerPool } from '../pool.ts';
@@ -46,10 +47,7 @@ export class Health {
     const disk = diskProblem(this.config.dataDir, minFreeBytes, this.store.db.lastStorageFailure);
     if (disk.problem) checks.disk = disk.problem;
     try {
-      await Promise.race([
-        this.runtime.ping(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2000).unref()),
-      ]);
+      await withDeadline(this.runtime.ping(), 2000, () => new Error('no answer within 2 s'));
     } catch (err) {
       checks.runtime = errorMessage(err);
     }

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import type { EgressAllow } from '../config-egress.ts';
+import { withDeadline } from '../deadline.ts';
 import { BRIDGE_PREFIX, egressFirewallFor, egressNames, type EgressFirewall } from './egress.ts';
 import { RECORD_PID_AND_EXEC, SIGNAL_RECORDED } from './sandbox-scripts.ts';
 import { DockerDemuxer } from './demux.ts';
@@ -430,14 +431,12 @@ export class DockerRuntime implements Runtime {
       stream.on('error', (err: Error) => (markerRead('started'), settled ? undefined : ((settled = true), reject(err))));
     });
     // The callers' own timers (timeouts, hang-ups) start once this answers: the wait for the marker has its own limit.
-    let startTimer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (startTimer = setTimeout(() => resolve('late'), EXEC_START_TIMEOUT_MS)));
-    const outcome = await Promise.race([started, late]).finally(() => clearTimeout(startTimer));
+    const outcome = await withDeadline(started, EXEC_START_TIMEOUT_MS, () => new Error(`the command did not start within ${EXEC_START_TIMEOUT_MS / 1000} s (the sandbox is frozen or overloaded)`))
+      .catch((err: unknown) => err as Error);
     if (outcome !== 'started') {
       done.catch(() => undefined);
       stream.destroy();
-      if (outcome === 'late') throw new Error(`the command did not start within ${EXEC_START_TIMEOUT_MS / 1000} s (the sandbox is frozen or overloaded)`);
-      throw new RuntimeError('bad_cwd', `the working directory ${spec.cwd} does not exist in the sandbox or cannot be entered`);
+      throw outcome === 'bad_cwd' ? new RuntimeError('bad_cwd', `the working directory ${spec.cwd} does not exist in the sandbox or cannot be entered`) : outcome;
     }
     const signal = async (sig: ExecSignal) => {
       const killer = await container.exec({

@@ -134,7 +134,8 @@ export function containerName(sandboxId: string): string {
  * (or what the call names) is not there, the call conflicts with its state (an exec into a stopped sandbox, a
  * second create), or the working directory asked for cannot be entered. Anything else is the backend's own Error.
  */
-export type RuntimeFailure = 'unreachable' | 'not_found' | 'conflict' | 'bad_cwd';
+const RUNTIME_FAILURES = ['unreachable', 'not_found', 'conflict', 'bad_cwd'] as const;
+export type RuntimeFailure = (typeof RUNTIME_FAILURES)[number];
 
 /** A runtime call that failed for a reason its caller acts on (see RuntimeFailure). */
 export class RuntimeError extends Error {
@@ -153,5 +154,5 @@ export function runtimeFailureOf(err: unknown): RuntimeFailure | undefined {
   if (err instanceof RuntimeError) return err.failure;
   const cause = (err as { cause?: unknown } | null)?.cause as { runtimeFailure?: unknown } | undefined;
   const kind = typeof cause === 'object' && cause !== null ? cause.runtimeFailure : undefined;
-  return kind === 'unreachable' || kind === 'not_found' || kind === 'conflict' || kind === 'bad_cwd' ? kind : undefined;
+  return RUNTIME_FAILURES.find((f) => f === kind);
 }

@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import { withDeadline } from '../deadline.ts';
 import { AppError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { errorMessage, type Logger } from '../log.ts';
@@ -288,18 +289,12 @@ export class Lifecycle {
     const session = await this.runtime.exec(id, { cmd: ['/bin/sh', '-c', SEED_HOME], cwd: '/' });
     let stderr = '';
     session.onOutput((stream, chunk) => void (stream === 'stderr' && stderr.length < 4096 && (stderr += chunk.toString('utf8'))));
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`copying the image's home skeleton took longer than ${SEED_TIMEOUT_MS / 1000} s`)), SEED_TIMEOUT_MS);
-    });
     try {
-      const { exitCode } = await Promise.race([session.done, late]);
+      const { exitCode } = await withDeadline(session.done, SEED_TIMEOUT_MS, () => new Error(`copying the image's home skeleton took longer than ${SEED_TIMEOUT_MS / 1000} s`));
       if (exitCode !== 0) throw new Error(`copying the image's home skeleton failed (exit ${exitCode}): ${stderr.trim().slice(0, 500)}`);
     } catch (err) {
       await session.kill('KILL').catch(() => undefined);
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
