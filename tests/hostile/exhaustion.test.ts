@@ -168,13 +168,41 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
   it('holds back a terminal client flooding input into a program that never reads it', () =>
     floodSession('terminal', Buffer.from('stty raw -echo; exec sleep 600\n'), Buffer.alloc(512 << 10, 0x61)), 90_000);
 
-  it('holds back a command flooding output at an SSE client that never reads: the daemon grows little, and output flows once the client reads', async () => {
+  /** A client of a flooding command that does not read until told to: an SSE exec over a raw socket, or a WebSocket exec. */
+  interface FloodReader {
+    /** Reads again, counting what arrives; answers the count so far. */
+    resume(): () => number;
+    close(): void;
+  }
+  const FLOOD = ['sh', '-c', 'cat /dev/zero | tr "\\0" a'];
+  const readers: Record<string, (id: string) => Promise<FloodReader>> = {
+    async sse(id) {
+      const sock = createConnection({ host: '127.0.0.1', port: d.port });
+      await once(sock, 'connect');
+      sock.pause(); // never read: the kernel's buffers fill, then the daemon's
+      const body = JSON.stringify({ cmd: FLOOD, timeout_s: 120 });
+      sock.write(`POST /v1/sandboxes/${id}/exec HTTP/1.1\r\nhost: 127.0.0.1:${d.port}\r\naccept: text/event-stream\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      let got = 0;
+      return {
+        resume: () => (sock.on('data', (c: Buffer) => (got += c.length)), sock.resume(), () => got),
+        close: () => sock.destroy(),
+      };
+    },
+    async websocket(id) {
+      const { ws } = await openWebSocket(`${wsBase}/v1/sandboxes/${id}/exec/ws`);
+      ws!.send(JSON.stringify({ cmd: FLOOD }));
+      ws!.pause();
+      let got = 0;
+      return {
+        resume: () => (ws!.on('message', (m: Buffer) => (got += m.length)), ws!.resume(), () => got),
+        close: () => ws!.terminate(),
+      };
+    },
+  };
+
+  it.each(Object.keys(readers))('holds back a command flooding output at a %s client that never reads: the daemon grows little, and output flows once the client reads', async (kind) => {
     const id = await testSandbox(d);
-    const sock = createConnection({ host: '127.0.0.1', port: d.port });
-    await once(sock, 'connect');
-    sock.pause(); // never read: the kernel's buffers fill, then the daemon's
-    const body = JSON.stringify({ cmd: ['sh', '-c', 'cat /dev/zero | tr "\\0" a'], timeout_s: 120 });
-    sock.write(`POST /v1/sandboxes/${id}/exec HTTP/1.1\r\nhost: 127.0.0.1:${d.port}\r\naccept: text/event-stream\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const reader = await readers[kind]!(id);
     try {
       const flooding = async () => /tr \\0 a|tr .* a/m.test((await execIn(id, ['ps', '-o', 'args'])).output);
       expect(await eventually(flooding, 10_000, 100)).toBe(true);
@@ -184,15 +212,13 @@ describe('exhaustion: per-sandbox and per-tenant session caps, stdin back-pressu
       const before = rssOf(d.proc.pid!);
       await new Promise((r) => setTimeout(r, 6000));
       const grew = rssOf(d.proc.pid!) - before;
-      console.log('output flood at a client that does not read', { grew });
+      console.log(`output flood at a ${kind} client that does not read`, { grew });
       // Without back-pressure the daemon takes the command's output as fast as it comes (tens of MB/s) and holds it.
       expect(grew).toBeLessThan(64 << 20);
-      let got = 0;
-      sock.on('data', (c: Buffer) => (got += c.length));
-      sock.resume();
-      expect(await eventually(async () => got > 4 << 20, 10_000, 100)).toBe(true);
+      const got = reader.resume();
+      expect(await eventually(async () => got() > 4 << 20, 10_000, 100)).toBe(true);
     } finally {
-      sock.destroy();
+      reader.close();
     }
     expect(await eventually(async () => (await execSessions(d)) === 0, 30_000, 500)).toBe(true);
   }, 90_000);
