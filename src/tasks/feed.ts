@@ -76,6 +76,12 @@ export class EventFeed {
   private held: TaskEvent[] = [];
   /** Live events were dropped (the client was behind, or too many came): the next ones come from the store. */
   private behind = false;
+  /**
+   * The last store read found nothing after `last`, and no live event was dropped since: every later event
+   * comes live (each is posted after it is committed), so an empty hold needs no read. Without it each live
+   * batch cost the main thread one empty query.
+   */
+  private caughtUp = false;
   private closed = false;
   /** Resolves the wait for new events (a live one came, or the stream stopped). */
   private wake: (() => void) | undefined;
@@ -177,8 +183,10 @@ export class EventFeed {
       this.held = [];
       return batch;
     }
+    if (this.caughtUp && !this.behind && !this.held.length) return undefined;
     this.behind = false;
     const page = this.read(this.last, this.page);
+    this.caughtUp = page.length === 0;
     if (page.length) {
       // Held events the page covers are dropped; the rest follow on from it.
       const end = page.at(-1)!.seq;

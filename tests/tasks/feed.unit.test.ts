@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { EventFeed, type EventSink } from '../../src/tasks/feed.ts';
+import type { TaskEvent } from '../../src/model/task-events.ts';
+
+const event = (seq: number, type: 'message' | 'done' = 'message'): TaskEvent =>
+  (type === 'done' ? { type, status: 'succeeded', seq, at: seq } : { type, role: 'assistant', text: `line ${seq}`, seq, at: seq }) as TaskEvent;
+
+/** A task's committed events, the reads a feed makes of them, and what its client received. */
+function harness(committed: number, since = 0) {
+  const store: TaskEvent[] = Array.from({ length: committed }, (_, i) => event(i + 1));
+  const reads: number[] = [];
+  const sent: number[] = [];
+  let closed: string | undefined;
+  const sink: EventSink = {
+    send: (e) => (sent.push(e.seq), true),
+    drained: () => Promise.resolve(),
+    close: (why) => void (closed = why),
+  };
+  const feed = new EventFeed({ since, page: 100, read: (after, limit) => (reads.push(after), store.filter((e) => e.seq > after).slice(0, limit)), sink });
+  /** Commits an event, then posts it live, in that order (as the task worker does). */
+  const commit = (type: 'message' | 'done' = 'message') => {
+    const e = event(store.length + 1, type);
+    store.push(e);
+    feed.live(e);
+  };
+  /** Commits an event that is never posted live. */
+  const commitUnposted = () => void store.push(event(store.length + 1));
+  return { feed, reads, sent, commit, commitUnposted, closed: () => closed };
+}
+
+/** Lets the feed's loop run until it waits again. */
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+describe('a task event feed', () => {
+  it('replays what the store holds after Last-Event-ID, then sends live events once each, in order, without reading the store again', async () => {
+    const h = harness(250, 10);
+    const running = h.feed.run();
+    await settle();
+    expect(h.sent).toEqual(Array.from({ length: 240 }, (_, i) => i + 11));
+    const replayReads = h.reads.length;
+    expect(replayReads).toBe(4); // three pages, then the empty read that says it caught up
+    for (let i = 0; i < 50; i++) {
+      h.commit();
+      if (i % 7 === 0) await settle();
+    }
+    h.commit('done');
+    await running;
+    expect(h.sent).toEqual(Array.from({ length: 291 }, (_, i) => i + 11));
+    expect(h.reads.length).toBe(replayReads);
+    expect(h.closed()).toBe('done');
+  });
+
+  it('reads back from the store, skipping nothing, when more live events come than it holds', async () => {
+    const h = harness(0);
+    const running = h.feed.run();
+    await settle();
+    expect(h.reads).toEqual([0]);
+    // More than the hold (500) before the loop gets to run: the held ones are dropped and read back.
+    for (let i = 0; i < 700; i++) h.commit();
+    await settle();
+    h.commit('done');
+    await running;
+    expect(h.sent).toEqual(Array.from({ length: 701 }, (_, i) => i + 1));
+    expect(h.reads.length).toBeGreaterThan(1);
+  });
+
+  it('reads the store when a live event does not follow on from the last one sent (one was committed but never posted)', async () => {
+    const h = harness(3);
+    const running = h.feed.run();
+    await settle();
+    expect(h.sent).toEqual([1, 2, 3]);
+    const before = h.reads.length;
+    h.commitUnposted(); // 4
+    h.commit(); // 5
+    await settle();
+    expect(h.sent).toEqual([1, 2, 3, 4, 5]);
+    expect(h.reads.length).toBeGreaterThan(before);
+    h.commit('done');
+    await running;
+    expect(h.sent).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
