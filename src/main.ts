@@ -77,6 +77,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const store = openStore(config.dataDir, config.sqliteBusyTimeoutMs, config.minFreeMb * 1024 * 1024, log);
+  // This thread answers every request: WAL checkpoints run in a background worker (the pool's checkpointWal).
+  store.db.leaveCheckpointsToOthers();
   watchDataDisk(store.db, config.minFreeMb * 1024 * 1024, log);
   const runtime = createRuntime(config);
   try {

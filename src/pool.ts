@@ -14,6 +14,10 @@ const reconcilerFile = new URL('../threads/reconciler.ts', import.meta.url).href
 const execFile = new URL('../threads/exec.ts', import.meta.url).href;
 const reapersFile = new URL('../threads/reapers.ts', import.meta.url).href;
 const tasksFile = new URL('../threads/tasks.ts', import.meta.url).href;
+const maintenanceFile = new URL('../threads/maintenance.ts', import.meta.url).href;
+
+/** How often a background worker checkpoints the WAL (the main thread's connection never does). */
+const CHECKPOINT_EVERY_MS = 5000;
 
 /** How long a client refused for a full exec pool is told to wait. */
 const POOL_FULL_RETRY_S = 5;
@@ -120,7 +124,7 @@ export class WorkerPool {
       { cap: 'exec_pool', limit: this.execLimit }, POOL_FULL_RETRY_S);
   }
 
-  /** Starts the reconciler, the event follower, the idle reaper and the pressure watch; they live as long as the pool. */
+  /** Starts the reconciler, the event follower, the idle reaper, the pressure watch and WAL checkpoints; they live as long as the pool. */
   startBackground(admission: Admission): void {
     // The follower runs for the pool's life: if its thread dies (a crash, an out-of-memory worker), container
     // deaths would go unnoticed until the next periodic pass, so it is started again, with a growing delay.
@@ -139,6 +143,9 @@ export class WorkerPool {
     this.timers.push(everyInterval(this.config.idleTickS * 1000, () =>
       (this.background.run({ config: this.jobConfig }, { filename: reapersFile, name: 'reapIdle' }) as Promise<string[]>)
         .catch((err: unknown) => this.log.warn('idle reaper pass failed', { error: errorMessage(err) }))));
+    this.timers.push(everyInterval(CHECKPOINT_EVERY_MS, () =>
+      this.background.run({ config: this.jobConfig }, { filename: maintenanceFile, name: 'checkpointWal' })
+        .catch((err: unknown) => this.log.warn('WAL checkpoint failed; retrying next interval', { error: errorMessage(err) }))));
     this.timers.push(everyInterval(this.config.pressure.tickS * 1000, () =>
       (this.background.run({ config: this.jobConfig, admissionOpen: admission.open }, { filename: reapersFile, name: 'relievePressure' }) as Promise<{ availablePct: number; admissionOpen: boolean; totalBytes: number; availableBytes: number }>)
         .then((r) => {

@@ -1,4 +1,5 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isStorageFailure, StorageError } from './disk.ts';
 import { migrations } from './migrations.ts';
@@ -13,13 +14,15 @@ export type Param = SQLInputValue;
  */
 export class Db {
   readonly raw: DatabaseSync;
-  /** The directory holding the database file: storage errors name it. */
+  /** The database file, and the directory holding it (storage errors name it). */
+  readonly path: string;
   readonly dir: string;
   /** Storage failures seen on this connection, and the latest one (for /readyz and the logs). */
   storageFailures = 0;
   lastStorageFailure: { at: number; message: string } | undefined;
 
   constructor(path: string, busyTimeoutMs: number) {
+    this.path = path;
     this.dir = dirname(path);
     this.raw = new DatabaseSync(path);
     try {
@@ -121,6 +124,34 @@ export class Db {
       }
       throw err;
     }
+  }
+
+  /**
+   * Stops this connection from checkpointing the WAL after its own commits (SQLite otherwise does it on the
+   * commit that takes the WAL past 1000 pages, in the thread that made it). Another connection then has to
+   * run `checkpointPast()` now and then, or the WAL grows.
+   */
+  leaveCheckpointsToOthers(): void {
+    this.exec('PRAGMA wal_autocheckpoint = 0');
+  }
+
+  /**
+   * Once the WAL file holds at least `pages` pages, copies what it can of it into the database without
+   * waiting for readers or writers (PASSIVE); answers the WAL's size and how much of it is now in the
+   * database, in pages, or undefined when it is smaller (nothing done). With `pages` at SQLite's own
+   * threshold (1000) a fresh database checkpoints no sooner than it would have on its own.
+   */
+  checkpointPast(pages: number): { walPages: number; checkpointedPages: number } | undefined {
+    let bytes = 0;
+    try {
+      bytes = statSync(`${this.path}-wal`).size;
+    } catch {
+      return undefined; // no WAL yet
+    }
+    const pageSize = Number(this.get<{ page_size: number }>('PRAGMA page_size')?.page_size ?? 4096);
+    if (bytes < pages * pageSize) return undefined;
+    const r = this.get<{ log: number; checkpointed: number }>('PRAGMA wal_checkpoint(PASSIVE)');
+    return { walPages: Number(r?.log ?? 0), checkpointedPages: Number(r?.checkpointed ?? 0) };
   }
 
   /** Closes the connection (the last one to close checkpoints and removes the WAL files). */
