@@ -67,6 +67,12 @@ function streamEvents(ctx: RequestContext<unknown, EventsQuery>): void {
   const task = findTask(ctx);
   const since = startAfter(ctx);
   const { res } = ctx;
+  // An EventSource reconnects whenever a stream ends, `done` or not, with the last id it saw; 204 is the
+  // answer that makes it stop (HTML's EventSource processing model), instead of a loop of empty streams.
+  if (ctx.deps.tasks.sentAll(task.id, since)) {
+    res.writeHead(204, { 'cache-control': 'no-cache' });
+    return void res.end();
+  }
   // A stream holds a socket and replay pages for as long as its client keeps it open: it takes a session slot.
   res.once('close', ctx.deps.sessions.take(findSandbox(ctx), 'task_stream'));
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -135,7 +141,7 @@ export const taskRoutes: Route[] = [
   },
   {
     method: 'GET', path: '/v1/sandboxes/{id}/tasks/{taskId}/events', operationId: 'taskEvents', tags,
-    summary: 'The task\'s events as Server-Sent Events (replayable with Last-Event-ID or ?since=); ends after `done`. The same path upgrades to a WebSocket of JSON text frames',
+    summary: 'The task\'s events as Server-Sent Events (replayable with Last-Event-ID or ?since=); ends after `done`, and a request at or past `done` is answered 204 (an EventSource then stops reconnecting). The same path upgrades to a WebSocket of JSON text frames',
     query: EventsQuery,
     response: { status: 200, contentType: 'text/event-stream', schema: TaskEventSchema, description: 'text/event-stream: `status`, `message`, `tool`, `usage`, `build`, `truncated`, `done` events, each with `id:`; the schema is one event\'s `data:`. A task stores at most SANDBOXD_TASK_MAX_EVENTS events: past it one `truncated` event, then only `build`, `status` and `done`.' },
     handler: streamEvents,

@@ -130,6 +130,11 @@ export class Tasks {
    * or when the task is deleted. Answers a function that stops it (the client left), mid-replay too.
    */
   follow(taskId: string, since: number, sink: EventSink): () => void {
+    if (this.sentAll(taskId, since)) {
+      // Nothing will come after `since` (it is at or past `done`): waiting would hold the stream open for ever.
+      sink.close('done');
+      return () => undefined;
+    }
     const feed = new EventFeed({ since, page: REPLAY_PAGE, read: (after, limit) => this.store.tasks.eventsAfter(taskId, after, limit, REPLAY_PAGE_BYTES), sink, budget: { bytes: this.replayBudget, page: REPLAY_PAGE_BYTES } });
     // Listen before reading the store: an event committed meanwhile arrives both ways and is sent once.
     let set = this.listeners.get(taskId);
@@ -150,6 +155,12 @@ export class Tasks {
       }
     }).finally(stop);
     return stop;
+  }
+
+  /** True when the task has ended and `since` is at or past its last event (`done`): a stream after it gets nothing. */
+  sentAll(taskId: string, since: number): boolean {
+    const task = this.store.tasks.get(taskId);
+    return !!task && task.status !== 'running' && since >= task.events;
   }
 
   private publish(taskId: string, e: TaskEvent): void {

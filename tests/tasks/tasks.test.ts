@@ -91,7 +91,7 @@ describe('agent tasks with the real CLIs against a scripted model', () => {
     expect(diff.body.stdout).toContain('hello.txt');
   });
 
-  it('a client that drops after 3 events and reconnects with Last-Event-ID (or ?since=) gets exactly the rest; the WebSocket stream matches', async () => {
+  it('a client that drops after 3 events and reconnects with Last-Event-ID (or ?since=) gets exactly the rest; the WebSocket stream matches; past done, both end at once', async () => {
     const id = await sandbox({ ANTHROPIC_API_KEY: KEY });
     await startFakeModel(d, id, 4102, 'ok', 1500);
     const taskId = await submit(id, { prompt: 'write hello.txt', agent: 'claude', env: claudeEnv(4102) });
@@ -111,6 +111,20 @@ describe('agent tasks with the real CLIs against a scripted model', () => {
     const code = await new Promise<number>((res) => ws.on('close', res));
     expect(code).toBe(1000);
     expect(frames).toEqual(all.events.slice(1).map((e) => e.data));
+
+    // Past `done` (an EventSource reconnecting with the last id it saw): 204 at once, never a stream held open.
+    const last = String(all.events.at(-1)!.id);
+    const after = await fetch(`${d.url}${url}`, { headers: { 'Last-Event-ID': last }, signal: AbortSignal.timeout(5000) });
+    expect(after.status).toBe(204);
+    expect((await fetch(`${d.url}${url}?since=${last}`, { signal: AbortSignal.timeout(5000) })).status).toBe(204);
+    const wsAfter = new WebSocket(`${d.url.replace('http', 'ws')}${url}?since=${last}`);
+    const afterFrames: unknown[] = [];
+    wsAfter.on('message', (m) => afterFrames.push(m));
+    expect(await new Promise<number>((res, rej) => {
+      wsAfter.on('close', res);
+      setTimeout(() => rej(new Error('the WebSocket past done stayed open')), 5000).unref();
+    })).toBe(1000);
+    expect(afterFrames).toEqual([]);
 
     const bad = await d.api('GET', url, undefined, { 'Last-Event-ID': 'abc' });
     expect(bad.status).toBe(400);
