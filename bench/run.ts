@@ -52,7 +52,7 @@ const sections: BenchSection[] = [];
 for (const [name, bench] of [
   ['create', () => benchCreate({ n })],
   ['exec', () => benchExec({ n, streams: 50, loadMs: 8000 })],
-  ['gateway', () => benchGateway({ wakeN: Math.min(n, 20), loadMs: 5000, concurrency: 16 })],
+  ['gateway', () => benchGateway({ wakeN: Math.min(n, 20), loadMs: 5000, concurrency: 16, rate: 300 })],
   ['hostile', () => benchHostile({ loadMs: 8000, clients: 4 })],
   ['tasks', () => benchTasks({ tasks: 10, lines: 200, everyMs: 25, streams: 50 })],
   ['density', () => benchDensity({ total: 500, running: 50, listN: 200 })],
