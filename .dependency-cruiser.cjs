@@ -5,7 +5,7 @@
 // from its own layer's folder or from a layer below it; type-only imports count like any other.
 const SHARED = '^src/(errors|log|ids|metrics|boundary|deadline|config|config-tokens|config-egress)\\.ts$|^src/(http|model)/';
 const LOWER = '^src/(store|runtime|workspaces)/';
-const SERVICES = '^src/(sandboxes|exec|tasks|files|processes|auth|health)/|^src/pool\\.ts$';
+const SERVICES = '^src/(sandboxes|exec|tasks|files|processes|auth|health|secrets)/|^src/pool\\.ts$';
 const TRANSPORT = '^src/(api|gateway)/';
 const ENTRY = '^src/main\\.ts$|^threads/';
 

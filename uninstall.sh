@@ -34,7 +34,7 @@ ns=${SANDBOXED_IMAGE_NAMESPACE:-sandboxed}
 marker=.sandboxed-data
 # Everything the daemon and install.sh create in the data dir (src/store, src/gateway/preview-tokens.ts,
 # src/workspaces); anything else there is someone else's and stays. The marker goes last.
-entries=(workspaces spool sandboxed.db sandboxed.db-wal sandboxed.db-shm sandboxed.db-journal preview-token.key .sandboxd-reserve .sandboxd-reserve.tmp .sandboxed-self-bind)
+entries=(workspaces spool sandboxed.db sandboxed.db-wal sandboxed.db-shm sandboxed.db-journal preview-token.key secrets.key .sandboxd-reserve .sandboxd-reserve.tmp .sandboxed-self-bind)
 [[ $instance =~ ^[a-z0-9][a-z0-9_.-]{0,62}$ ]] || { echo "error: SANDBOXD_INSTANCE='$instance' is not an instance name (lowercase letters, digits, . _ -)" >&2; exit 2; }
 [[ $ns =~ ^[a-z0-9][a-z0-9_.-]{0,62}$ ]] || { echo "error: SANDBOXED_IMAGE_NAMESPACE='$ns' is not a namespace (lowercase letters, digits, . _ -)" >&2; exit 2; }
 

@@ -29,6 +29,8 @@ import { watchDataDisk } from './store/disk.ts';
 import { openStore } from './store/index.ts';
 import { ensureDataMarker } from './store/marker.ts';
 import { Tasks } from './tasks/service.ts';
+import { Secrets } from './secrets/service.ts';
+import { SecretBox } from './secrets/box.ts';
 import { secureDataDir } from './store/file-modes.ts';
 import { convertLegacyOwners } from './workspaces/legacy-owner.ts';
 import { ensureNosuidRoot } from './workspaces/nosuid.ts';
@@ -153,6 +155,7 @@ async function main(): Promise<void> {
     health: new Health({ config, store, runtime, pool, workspaces, metrics }),
     exec: new Exec({ pool, sessions, wakes, activity, audit: store.audit }),
     previewGrants: new PreviewGrants(previewTokens, store.audit),
+    secrets: new Secrets(store, SecretBox.load(config.dataDir)),
   });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');

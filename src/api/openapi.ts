@@ -11,6 +11,14 @@ function plain(schema: TSchema): unknown {
   });
 }
 
+/** What each path parameter is, for the document. */
+const PATH_PARAMS: Record<string, string> = {
+  id: "Sandbox id (ULID, any case), or a name among the caller's own sandboxes, or (admin) owner/name with the / sent as %2F.",
+  taskId: 'Task id (ULID, any case).',
+  pid: 'Process id inside the sandbox, as listed by GET /v1/sandboxes/{id}/processes.',
+  name: 'Secret name: 1-64 letters, digits and _, not starting with a digit.',
+};
+
 let cached: unknown;
 
 /** The OpenAPI 3.1 document, generated from the same route table and schemas that validate requests. */
@@ -19,7 +27,7 @@ export function buildOpenApi(routes: Route[]): unknown {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const params = [...r.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({
-      name, in: 'path', required: true, schema: { type: 'string' }, description: name === 'id' ? "Sandbox id (ULID, any case), or a name among the caller's own sandboxes, or (admin) owner/name with the / sent as %2F." : 'Sandbox id (ULID, any case) or name.',
+      name, in: 'path', required: true, schema: { type: 'string' }, description: PATH_PARAMS[name ?? ""] ?? name,
     }));
     const queryProps = (r.query as { properties?: Record<string, TSchema> } | undefined)?.properties ?? {};
     const query = Object.entries(queryProps).map(([name, schema]) => ({ name, in: 'query', required: false, schema: plain(schema) }));

@@ -15,6 +15,7 @@ import type { SandboxDirectory } from '../sandboxes/directory.ts';
 import type { Files } from '../files/service.ts';
 import type { Processes } from '../processes/service.ts';
 import type { Tasks } from '../tasks/service.ts';
+import type { Secrets } from '../secrets/service.ts';
 import type { Authenticator, Caller } from '../auth/authenticator.ts';
 
 /** What route handlers may use; nothing else reaches them. */
@@ -33,6 +34,7 @@ export interface ApiDeps {
   activity: Activity;
   previewGrants: PreviewGrants;
   tasks: Tasks;
+  secrets: Secrets;
   log: Logger;
 }
 

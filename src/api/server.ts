@@ -17,6 +17,7 @@ import { readmeRoutes } from './readme-routes.ts';
 import { compile, match, type ApiDeps, type Route, type WsRoute } from './route.ts';
 import { sandboxRoutes } from './sandboxes.ts';
 import { taskRoutes, taskWsRoutes } from './tasks.ts';
+import { secretRoutes } from './secrets.ts';
 import { attachWebSockets } from './upgrade.ts';
 import { checkLocalRequest, PROBE_PATHS } from './browser-guard.ts';
 import { clientErrorOf } from '../health/failures.ts';
@@ -24,7 +25,7 @@ import { validate } from './validate.ts';
 
 /** Every HTTP route the API serves, in match order. */
 export function allRoutes(): Route[] {
-  const routes: Route[] = [...sandboxRoutes, ...activityRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes, ...fileRoutes, ...archiveRoutes, ...taskRoutes];
+  const routes: Route[] = [...sandboxRoutes, ...activityRoutes, ...readmeRoutes, ...execRoutes, ...processRoutes, ...fileRoutes, ...archiveRoutes, ...taskRoutes, ...secretRoutes];
   return [...healthRoutes(() => [...routes, ...execWsRoutes.map(wsRouteDoc)]), ...routes];
 }
 

@@ -1,6 +1,5 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { keyFileText } from '../store/key-file.ts';
 
 interface Claims {
   kid: string;
@@ -33,9 +32,7 @@ export class PreviewTokens {
   /** The key from SANDBOXD_PREVIEW_SECRET, else one generated once and kept in the data dir (mode 0600). */
   static load(secret: string | undefined, dataDir: string): PreviewTokens {
     if (secret) return new PreviewTokens(Buffer.from(secret));
-    const file = join(dataDir, 'preview-token.key');
-    if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
-    return new PreviewTokens(Buffer.from(readFileSync(file, 'utf8').trim()));
+    return new PreviewTokens(Buffer.from(keyFileText(dataDir, 'preview-token.key')));
   }
 
   /** A token for the sandbox `sandboxId` created at `createdAt` (ms), for `ttlS` seconds, for one port or all. */

@@ -8,6 +8,7 @@ import { DIR_MODE, precreatePrivate } from './file-modes.ts';
 import type { Logger } from '../log.ts';
 import { ProcessStore } from './processes.ts';
 import { SandboxStore } from './sandboxes.ts';
+import { SecretStore } from './secrets.ts';
 import { TaskStore } from './tasks.ts';
 
 /** Every table family behind one open connection; each thread opens its own. */
@@ -20,6 +21,7 @@ export interface Store {
   processes: ProcessStore;
   activity: ActivityStore;
   tasks: TaskStore;
+  secrets: SecretStore;
 }
 
 /**
@@ -41,5 +43,5 @@ export function openStore(dataDir: string, busyTimeoutMs: number, minFreeBytes =
     db = openDb(path, busyTimeoutMs);
   }
   ensureReserve(dataDir, minFreeBytes);
-  return { db, probe: () => void db.get('SELECT COUNT(*) AS n FROM schema_migrations'), sandboxes: new SandboxStore(db), audit: new AuditLog(db), processes: new ProcessStore(db), activity: new ActivityStore(db), tasks: new TaskStore(db) };
+  return { db, probe: () => void db.get('SELECT COUNT(*) AS n FROM schema_migrations'), sandboxes: new SandboxStore(db), audit: new AuditLog(db), processes: new ProcessStore(db), activity: new ActivityStore(db), tasks: new TaskStore(db), secrets: new SecretStore(db) };
 }

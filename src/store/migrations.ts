@@ -152,4 +152,14 @@ export const migrations: readonly string[] = [
   CREATE INDEX sandboxes_status ON sandboxes (status);
   CREATE UNIQUE INDEX sandboxes_owner_name ON sandboxes (owner, name) WHERE name IS NOT NULL;
   `,
+  `
+  CREATE TABLE secrets (
+    owner       TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    sealed      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (owner, name)
+  );
+  `,
 ];

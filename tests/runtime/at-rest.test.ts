@@ -84,7 +84,7 @@ describe('files at rest and the sandbox uid', () => {
     await create();
     expect(mode(d.dataDir)).toBe(0o700);
     expect(mode(join(d.dataDir, 'workspaces'))).toBe(0o700);
-    for (const f of ['sandboxed.db', 'sandboxed.db-wal', 'sandboxed.db-shm', 'preview-token.key']) {
+    for (const f of ['sandboxed.db', 'sandboxed.db-wal', 'sandboxed.db-shm', 'preview-token.key', 'secrets.key']) {
       const p = join(d.dataDir, f);
       expect(existsSync(p), f).toBe(true);
       expect([f, mode(p), statSync(p).uid]).toEqual([f, 0o600, 0]);

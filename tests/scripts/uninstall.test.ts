@@ -113,7 +113,7 @@ describe('uninstall.sh removes only what its instance made', () => {
     mkdirSync(outside);
     writeFileSync(join(outside, 'precious'), 'keep me');
     writeFileSync(join(data, '.sandboxed-data'), `instance=${instance}\nversion=1\n`);
-    for (const f of ['sandboxed.db', 'sandboxed.db-wal', 'sandboxed.db-shm', 'preview-token.key', '.sandboxd-reserve', 'spool/upload-1', 'workspaces/A/workspace/index.js']) writeFileSync(join(data, f), 'ours');
+    for (const f of ['sandboxed.db', 'sandboxed.db-wal', 'sandboxed.db-shm', 'preview-token.key', 'secrets.key', '.sandboxd-reserve', 'spool/upload-1', 'workspaces/A/workspace/index.js']) writeFileSync(join(data, f), 'ours');
     symlinkSync(outside, join(data, 'workspaces/A/workspace/escape'));
     writeFileSync(join(data, 'notes.txt'), 'foreign');
     writeFileSync(join(data, 'backup/db.sql'), 'foreign');
@@ -139,7 +139,7 @@ describe('uninstall.sh removes only what its instance made', () => {
     const r = await uninstall(['--data', '--yes'], { SANDBOXED_DATA_DIR: data });
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    for (const f of ['.sandboxed-data', 'sandboxed.db', 'sandboxed.db-wal', 'sandboxed.db-shm', 'preview-token.key', '.sandboxd-reserve', 'spool', 'workspaces']) {
+    for (const f of ['.sandboxed-data', 'sandboxed.db', 'sandboxed.db-wal', 'sandboxed.db-shm', 'preview-token.key', 'secrets.key', '.sandboxd-reserve', 'spool', 'workspaces']) {
       expect({ f, exists: existsSync(join(data, f)) }).toEqual({ f, exists: false });
     }
     expect(mounted(mnt)).toBe(false);
