@@ -117,6 +117,16 @@ export class EventFeed {
     this.wakeUp();
   }
 
+  /**
+   * The task's worker is gone: events it committed may never come live (a failed worker's port is closed
+   * with its messages still queued), so the next batch comes from the store, `done` included.
+   */
+  catchUp(): void {
+    if (this.closed) return;
+    this.behind = true;
+    this.wakeUp();
+  }
+
   /** The task was deleted: nothing more will come. */
   gone(): void {
     if (this.closed) return;

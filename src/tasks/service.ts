@@ -196,8 +196,14 @@ export class Tasks {
     ).finally(() => {
       this.workers.delete(taskId);
       lease.release();
-      // A purge deletes the task with its sandbox: nothing more will come, so streams following it end.
-      if (!this.closing && !this.store.tasks.get(taskId)) for (const f of [...(this.listeners.get(taskId) ?? [])]) f.gone();
+      if (this.closing) return;
+      // A purge deletes the task with its sandbox: nothing more will come, so streams following it end. Else
+      // whatever the worker committed (its `done` too) is read from the store: its last posts may be lost.
+      const gone = !this.store.tasks.get(taskId);
+      for (const f of [...(this.listeners.get(taskId) ?? [])]) {
+        if (gone) f.gone();
+        else f.catchUp();
+      }
     }).catch((err: unknown) => this.unexpected(err, { task: taskId }));
   }
 

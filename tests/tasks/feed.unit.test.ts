@@ -24,7 +24,7 @@ function harness(committed: number, since = 0) {
     feed.live(e);
   };
   /** Commits an event that is never posted live. */
-  const commitUnposted = () => void store.push(event(store.length + 1));
+  const commitUnposted = (type: 'message' | 'done' = 'message') => void store.push(event(store.length + 1, type));
   return { feed, reads, sent, commit, commitUnposted, closed: () => closed };
 }
 
@@ -78,5 +78,20 @@ describe('a task event feed', () => {
     h.commit('done');
     await running;
     expect(h.sent).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it("reads the rest from the store, done included, when told the worker is gone (its last posts lost)", async () => {
+    const h = harness(3);
+    const running = h.feed.run();
+    await settle();
+    expect(h.sent).toEqual([1, 2, 3]);
+    h.commitUnposted(); // 4
+    h.commitUnposted('done'); // 5: committed, its post dropped with the worker's port
+    await settle();
+    expect(h.sent).toEqual([1, 2, 3]);
+    h.feed.catchUp();
+    await running;
+    expect(h.sent).toEqual([1, 2, 3, 4, 5]);
+    expect(h.closed()).toBe('done');
   });
 });
