@@ -82,6 +82,9 @@ async function main(): Promise<void> {
   // This thread answers every request: WAL checkpoints run in a background worker (the pool's checkpointWal).
   store.db.leaveCheckpointsToOthers();
   watchDataDisk(store.db, config.minFreeMb * 1024 * 1024, log);
+  // The keys first: a damaged key file stops the boot before any background work has started.
+  const previewTokens = PreviewTokens.load(config.previewSecret, config.dataDir);
+  const secretBox = SecretBox.load(config.dataDir);
   const runtime = createRuntime(config);
   try {
     await runtime.prepare({ isolation: config.hostFirewall });
@@ -131,7 +134,6 @@ async function main(): Promise<void> {
   const lifecycle = new Lifecycle(config, store, runtime, workspaces, admission, log);
   const activity = new Activity(store.activity, log, metrics);
   activity.clearStaleLeases(Date.now());
-  const previewTokens = PreviewTokens.load(config.previewSecret, config.dataDir);
   // Open sessions per sandbox and tenant; background processes count only while their sandbox runs.
   const sessions = new SessionLimits(config, (id) => store.sandboxes.get(id)?.status === 'running', metrics);
   const files = new Files({
@@ -155,7 +157,7 @@ async function main(): Promise<void> {
     health: new Health({ config, store, runtime, pool, workspaces, metrics }),
     exec: new Exec({ pool, sessions, wakes, activity, audit: store.audit }),
     previewGrants: new PreviewGrants(previewTokens, store.audit),
-    secrets: new Secrets(store, SecretBox.load(config.dataDir)),
+    secrets: new Secrets(store, secretBox),
   });
   server.listen(config.api.port, config.api.host);
   await once(server, 'listening');

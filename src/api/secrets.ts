@@ -42,6 +42,8 @@ export const secretRoutes: Route[] = [
     body: PutSecret, query: ScopeQuery, response: { status: 200, schema: SecretView, description: 'The secret, without its value.' },
     handler: (ctx) => {
       const body = ctx.body as PutSecret;
+      // A lone surrogate would be stored as U+FFFD: the daemon would later use another value than the one set.
+      if (!body.value.isWellFormed()) throw new AppError('invalid_request', 'body.value: is not well-formed Unicode (it has a lone surrogate); send the key as it is', { field: 'body.value' });
       const scope = (ctx.query as ScopeQuery).scope ?? 'tenant';
       return { status: 200, body: ctx.deps.secrets.put(ctx.caller, nameOf(ctx.params), body.value, scope, ctx.requestId) };
     },

@@ -21,9 +21,7 @@ export class SecretBox {
 
   /** The key kept in `<dataDir>/secrets.key`, made on first use. */
   static load(dataDir: string): SecretBox {
-    const text = keyFileText(dataDir, 'secrets.key');
-    if (!/^[0-9a-f]{64}$/.test(text)) throw new Error(`${dataDir}/secrets.key is not 64 hex digits: restore it from a backup (the secrets sealed with it cannot be read without it)`);
-    return new SecretBox(Buffer.from(text, 'hex'));
+    return new SecretBox(Buffer.from(keyFileText(dataDir, 'secrets.key'), 'hex'));
   }
 
   /** `value` sealed for `owner`'s secret `name`: version, nonce, tag, ciphertext. */

@@ -7,6 +7,9 @@ import type { SecretBox } from './box.ts';
 /** The owner of secrets every tenant's sandboxes may use (set by an admin); no tenant can be named so. */
 export const GLOBAL_OWNER = '*';
 
+/** Secrets one tenant (or the global scope) may keep: provider keys and tokens, not a store for data. */
+export const MAX_SECRETS = 100;
+
 /** A secret as the API shows it: never its value. */
 export interface SecretView {
   name: string;
@@ -42,6 +45,11 @@ export class Secrets {
   /** Sets (or replaces) a secret; answers it without its value. */
   put(caller: Caller, name: string, value: string, scope: 'tenant' | 'global', requestId: string): SecretView {
     const owner = this.ownerFor(caller, scope);
+    // A new name past the cap is refused (replacing one is not): the data disk is every tenant's.
+    const used = this.store.secrets.count(owner);
+    if (used >= MAX_SECRETS && !this.store.secrets.entry(owner, name)) {
+      throw new AppError('quota_exceeded', `this ${scope === 'global' ? 'global scope' : 'tenant'} already keeps ${used} secrets, the most allowed; delete one first`, { quota: 'secrets', limit: MAX_SECRETS, used, requested: 1 });
+    }
     const entry = this.store.secrets.put(owner, name, this.box.seal(owner, name, value), Date.now());
     this.store.audit.record({ actor: caller.name, action: 'secret.put', requestId, outcome: 'ok', detail: { name, scope } });
     return view(entry);

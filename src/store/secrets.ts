@@ -40,6 +40,11 @@ export class SecretStore {
     return rows.map((r) => ({ owner: r.owner, name: r.name, createdAt: Number(r.created_at), updatedAt: Number(r.updated_at) }));
   }
 
+  /** How many secrets an owner has. */
+  count(owner: string): number {
+    return Number(this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM secrets WHERE owner = ?', owner)?.n ?? 0);
+  }
+
   /** The sealed value, if there is one. */
   sealed(owner: string, name: string): Uint8Array | undefined {
     return this.db.get<{ sealed: Uint8Array }>('SELECT sealed FROM secrets WHERE owner = ? AND name = ?', owner, name)?.sealed;

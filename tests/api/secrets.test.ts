@@ -58,6 +58,7 @@ describe('the secrets API', () => {
       [await d.api('PUT', '/v1/secrets/KEY', { value: '' }, ALICE), 'body.value'],
       [await d.api('PUT', '/v1/secrets/KEY', { value: 'x'.repeat(16_385) }, ALICE), 'body.value'],
       [await d.api('PUT', '/v1/secrets/KEY', { value: 5 }, ALICE), 'body.value'],
+      [await d.api('PUT', '/v1/secrets/KEY', { value: 'sk-\ud800' }, ALICE), 'body.value'],
       [await d.api('PUT', '/v1/secrets/KEY', { value: 'v', extra: 1 }, ALICE), 'body.extra'],
       [await d.api('PUT', '/v1/secrets/KEY?scope=everyone', { value: 'v' }, ALICE), 'query.scope'],
     ] as const;

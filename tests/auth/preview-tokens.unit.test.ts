@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -74,5 +74,14 @@ describe('private-preview tokens', () => {
     const { token } = first.mint(SB, GEN, 600);
     expect(PreviewTokens.load(undefined, dir).verify(token, SB, GEN, 3000)).toBeGreaterThan(Date.now());
     expect(PreviewTokens.load('s'.repeat(32), dir).verify(token, SB, GEN, 3000)).toBeUndefined();
+  });
+
+  it('refuses an empty or damaged key file instead of signing with a key everyone knows', () => {
+    for (const bad of ['', '\n', 'short']) {
+      const d = mkdtempSync(join(tmpdir(), 'sandboxed-preview-key-'));
+      writeFileSync(join(d, 'preview-token.key'), bad, { mode: 0o600 });
+      expect(() => PreviewTokens.load(undefined, d)).toThrow(/preview-token\.key is not 64 hex digits/);
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,9 +44,14 @@ describe('the secret box', () => {
     expect(box.seal('a', 'K', 'same').equals(box.seal('a', 'K', 'same'))).toBe(false);
   });
 
-  it('refuses a key file that is not 64 hex digits, saying to restore it', () => {
-    const dir = dataDir();
-    writeFileSync(join(dir, 'secrets.key'), 'not a key', { mode: 0o600 });
-    expect(() => SecretBox.load(dir)).toThrow(/secrets\.key is not 64 hex digits: restore it/);
+  it('refuses a key file that is empty or not 64 hex digits, saying to restore it, and leaves no temporary file when it makes one', () => {
+    for (const bad of ['', 'not a key', 'ab'.repeat(31)]) {
+      const dir = dataDir();
+      writeFileSync(join(dir, 'secrets.key'), bad, { mode: 0o600 });
+      expect(() => SecretBox.load(dir)).toThrow(/secrets\.key is not 64 hex digits: restore it from a backup/);
+    }
+    const fresh = dataDir();
+    SecretBox.load(fresh);
+    expect(readdirSync(fresh)).toEqual(['secrets.key']);
   });
 });

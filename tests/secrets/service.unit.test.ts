@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../src/secrets/box.ts';
-import { Secrets } from '../../src/secrets/service.ts';
+import { MAX_SECRETS, Secrets } from '../../src/secrets/service.ts';
 import { openStore } from '../../src/store/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sandboxed-secrets-'));
@@ -43,6 +43,16 @@ describe('secrets', () => {
     secrets.put(bob, 'OPENAI_API_KEY', 'sk-bob-own', 'tenant', 'r8');
     expect(secrets.valueFor('bob', 'OPENAI_API_KEY')).toBe('sk-bob-own');
     expect(() => secrets.delete(bob, 'OPENAI_API_KEY', 'global', 'r9')).toThrow(expect.objectContaining({ code: 'admin_only' }));
+  });
+
+  it(`are at most ${MAX_SECRETS} per tenant: a new name past it is quota_exceeded, replacing one still works`, () => {
+    const carol = { name: 'carol', admin: false };
+    for (let i = 0; i < MAX_SECRETS; i++) secrets.put(carol, `K${i}`, 'v', 'tenant', 'q');
+    expect(() => secrets.put(carol, 'ONE_MORE', 'v', 'tenant', 'q')).toThrow(expect.objectContaining({ code: 'quota_exceeded', details: { quota: 'secrets', limit: MAX_SECRETS, used: MAX_SECRETS, requested: 1 } }));
+    expect(secrets.put(carol, 'K0', 'new', 'tenant', 'q').name).toBe('K0');
+    expect(secrets.valueFor('carol', 'K0')).toBe('new');
+    // Another tenant is not limited by carol's.
+    expect(secrets.put({ name: 'dave', admin: false }, 'K0', 'v', 'tenant', 'q').name).toBe('K0');
   });
 
   it('are nowhere in the data directory in the clear, nor in the audit log', () => {
