@@ -27,7 +27,7 @@ export function buildOpenApi(routes: Route[]): unknown {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const params = [...r.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({
-      name, in: 'path', required: true, schema: { type: 'string' }, description: PATH_PARAMS[name ?? ""] ?? name,
+      name, in: 'path', required: true, schema: { type: 'string' }, description: PATH_PARAMS[name!] ?? name,
     }));
     const queryProps = (r.query as { properties?: Record<string, TSchema> } | undefined)?.properties ?? {};
     const query = Object.entries(queryProps).map(([name, schema]) => ({ name, in: 'query', required: false, schema: plain(schema) }));

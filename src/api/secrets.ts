@@ -32,6 +32,9 @@ function nameOf(params: Record<string, string>): string {
   return raw;
 }
 
+/** The scope a request names; the caller's own by default. */
+const scopeOf = (query: unknown) => (query as ScopeQuery).scope ?? 'tenant';
+
 const tags = ['secrets'];
 
 /** Write-only secrets: set, list by name, delete. */
@@ -44,8 +47,7 @@ export const secretRoutes: Route[] = [
       const body = ctx.body as PutSecret;
       // A lone surrogate would be stored as U+FFFD: the daemon would later use another value than the one set.
       if (!body.value.isWellFormed()) throw new AppError('invalid_request', 'body.value: is not well-formed Unicode (it has a lone surrogate); send the key as it is', { field: 'body.value' });
-      const scope = (ctx.query as ScopeQuery).scope ?? 'tenant';
-      return { status: 200, body: ctx.deps.secrets.put(ctx.caller, nameOf(ctx.params), body.value, scope, ctx.requestId) };
+      return { status: 200, body: ctx.deps.secrets.put(ctx.caller, nameOf(ctx.params), body.value, scopeOf(ctx.query), ctx.requestId) };
     },
   },
   {
@@ -59,7 +61,7 @@ export const secretRoutes: Route[] = [
     summary: 'Delete a secret',
     query: ScopeQuery, response: { status: 200, schema: Type.Object({ deleted: Type.Literal(true) }), description: 'Deleted.' },
     handler: (ctx) => {
-      ctx.deps.secrets.delete(ctx.caller, nameOf(ctx.params), (ctx.query as ScopeQuery).scope ?? 'tenant', ctx.requestId);
+      ctx.deps.secrets.delete(ctx.caller, nameOf(ctx.params), scopeOf(ctx.query), ctx.requestId);
       return { status: 200, body: { deleted: true } };
     },
   },

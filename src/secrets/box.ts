@@ -6,6 +6,9 @@ const V1 = 1;
 const NONCE = 12;
 const TAG = 16;
 
+/** The associated data that binds a sealed value to its owner and name (neither can hold a NUL). */
+const boundTo = (owner: string, name: string) => Buffer.from(`${owner}\0${name}`);
+
 /**
  * Seals secret values with AES-256-GCM under the data dir's key (`secrets.key`, 0600, made at first start).
  * Each value is bound to its owner and name (the AEAD's associated data), so a sealed value copied onto
@@ -28,7 +31,7 @@ export class SecretBox {
   seal(owner: string, name: string, value: string): Buffer {
     const nonce = randomBytes(NONCE);
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce);
-    cipher.setAAD(Buffer.from(`${owner}\0${name}`));
+    cipher.setAAD(boundTo(owner, name));
     const body = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()]);
     return Buffer.concat([Buffer.from([V1]), nonce, cipher.getAuthTag(), body]);
   }
@@ -39,7 +42,7 @@ export class SecretBox {
     if (buf.length < 1 + NONCE + TAG || buf[0] !== V1) return undefined;
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.key, buf.subarray(1, 1 + NONCE));
-      decipher.setAAD(Buffer.from(`${owner}\0${name}`));
+      decipher.setAAD(boundTo(owner, name));
       decipher.setAuthTag(buf.subarray(1 + NONCE, 1 + NONCE + TAG));
       return Buffer.concat([decipher.update(buf.subarray(1 + NONCE + TAG)), decipher.final()]).toString('utf8');
     } catch {

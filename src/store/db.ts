@@ -135,6 +135,8 @@ export class Db {
     this.exec('PRAGMA wal_autocheckpoint = 0');
   }
 
+  private pageSize: number | undefined;
+
   /**
    * Once the WAL file holds at least `pages` pages, copies what it can of it into the database without
    * waiting for readers or writers (PASSIVE); answers the WAL's size and how much of it is now in the
@@ -148,8 +150,9 @@ export class Db {
     } catch {
       return undefined; // no WAL yet
     }
-    const pageSize = Number(this.get<{ page_size: number }>('PRAGMA page_size')?.page_size ?? 4096);
-    if (bytes < pages * pageSize) return undefined;
+    // The page size is fixed once the database exists: read once, not on every pass.
+    this.pageSize ??= Number(this.get<{ page_size: number }>('PRAGMA page_size')?.page_size ?? 4096);
+    if (bytes < pages * this.pageSize) return undefined;
     const r = this.get<{ log: number; checkpointed: number }>('PRAGMA wal_checkpoint(PASSIVE)');
     return { walPages: Number(r?.log ?? 0), checkpointedPages: Number(r?.checkpointed ?? 0) };
   }
