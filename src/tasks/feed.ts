@@ -189,8 +189,12 @@ export class EventFeed {
   /** The next events to send: held live ones that follow on, else a page from the store; undefined when there are none yet. */
   private next(): TaskEvent[] | undefined {
     if (this.followsOn()) {
-      const batch = this.held;
-      this.held = [];
+      // Only the run without a gap: posts lost between held events (a worker that died, then the daemon's own
+      // `done`) leave the rest held, and the next batch reads the gap from the store.
+      let end = 1;
+      while (end < this.held.length && this.held[end]!.seq <= this.held[end - 1]!.seq + 1) end++;
+      const batch = this.held.slice(0, end);
+      this.held = this.held.slice(end);
       return batch;
     }
     if (this.caughtUp && !this.behind && !this.held.length) return undefined;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EventFeed, type EventSink } from '../../src/tasks/feed.ts';
 import type { TaskEvent } from '../../src/model/task-events.ts';
+import { prng } from '../support/prng.ts';
 
 const event = (seq: number, type: 'message' | 'done' = 'message'): TaskEvent =>
   (type === 'done' ? { type, status: 'succeeded', seq, at: seq } : { type, role: 'assistant', text: `line ${seq}`, seq, at: seq }) as TaskEvent;
@@ -25,7 +26,7 @@ function harness(committed: number, since = 0) {
   };
   /** Commits an event that is never posted live. */
   const commitUnposted = (type: 'message' | 'done' = 'message') => void store.push(event(store.length + 1, type));
-  return { feed, reads, sent, commit, commitUnposted, closed: () => closed };
+  return { feed, reads, sent, commit, commitUnposted, closed: () => closed, committed: () => store.length };
 }
 
 /** Lets the feed's loop run until it waits again. */
@@ -93,5 +94,43 @@ describe('a task event feed', () => {
     await running;
     expect(h.sent).toEqual([1, 2, 3, 4, 5]);
     expect(h.closed()).toBe('done');
+  });
+
+  it('sends every event once and in order, then closes at done, over 300 generated runs of commits, lost posts, bursts past the hold, replays and worker ends', async () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const rand = prng(seed);
+      const since = Math.floor(rand() * 5);
+      const h = harness(Math.floor(rand() * 30), since);
+      const running = h.feed.run();
+      let unpostedSinceLast = false;
+      for (let step = 0; step < 40; step++) {
+        const r = rand();
+        if (r < 0.45) {
+          h.commit();
+          unpostedSinceLast = false;
+        } else if (r < 0.55) {
+          h.commitUnposted();
+          unpostedSinceLast = true;
+        } else if (r < 0.6) {
+          for (let i = 0; i < 520; i++) h.commit(); // past the 500 held events before the loop runs
+          unpostedSinceLast = false;
+        } else if (r < 0.65) {
+          h.feed.catchUp();
+          unpostedSinceLast = false;
+        } else {
+          await settle();
+        }
+      }
+      // The end: done posted, or done lost with the worker (then it is told the worker is gone).
+      if (rand() < 0.5 && !unpostedSinceLast) h.commit('done');
+      else {
+        h.commitUnposted('done');
+        h.feed.catchUp();
+      }
+      await running;
+      // Everything after Last-Event-ID, through done, once each and in order.
+      expect(h.sent, `seed ${seed}`).toEqual(Array.from({ length: h.committed() - since }, (_, i) => since + 1 + i));
+      expect(h.closed(), `seed ${seed}`).toBe('done');
+    }
   });
 });
